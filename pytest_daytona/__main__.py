@@ -1,0 +1,7 @@
+"""``python -m pytest_daytona``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""What every handler of the embedded server shares, and small request helpers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from .control import Control
+from .errors import ApiError
+from .lifecycle import Lifecycle
+from .records import SandboxRecord
+from .runner import Runner
+from .sandboxfs import SandboxPaths
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+@dataclass
+class LocalContext:
+    """The server's shared state: sandboxes, command runner, counters and settings."""
+
+    lifecycle: Lifecycle
+    runner: Runner
+    control: Control
+    token: str
+    api_url: str = ""
+    default_exec_timeout: float = 360.0
+
+    def toolbox_url(self) -> str:
+        """Base URL of the toolbox API (the SDK appends ``/{sandboxId}/...``)."""
+        return f"{self.api_url}/toolbox"
+
+    def paths(self, record: SandboxRecord) -> SandboxPaths:
+        """In-sandbox ↔ host path mapping of one sandbox."""
+        store = self.lifecycle.store
+        return self.runner.paths(store.home_dir(record.id), store.tmp_dir(record.id))
+
+
+LOCAL = web.AppKey("pytest_daytona_local", LocalContext)
+
+
+async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT:
+    """The JSON body validated against `model`, or a 400 naming what is wrong."""
+    try:
+        raw = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ApiError(400, problems) from None

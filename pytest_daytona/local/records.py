@@ -1,0 +1,160 @@
+"""Pydantic records of the embedded server: what a sandbox is, on disk and on the wire."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class State(str, Enum):
+    """Sandbox states the local server uses (a subset of Daytona's)."""
+
+    CREATING = "creating"
+    STARTING = "starting"
+    STARTED = "started"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ARCHIVING = "archiving"
+    ARCHIVED = "archived"
+    ERROR = "error"
+    DESTROYING = "destroying"
+    DESTROYED = "destroyed"
+
+
+#: Where a transitional state settles when the server restarts mid-transition.
+SETTLED_AFTER_RESTART: dict[State, State] = {
+    State.CREATING: State.STARTED,
+    State.STARTING: State.STARTED,
+    State.STOPPING: State.STOPPED,
+    State.ARCHIVING: State.ARCHIVED,
+    State.DESTROYING: State.DESTROYED,
+}
+
+DEFAULT_AUTO_STOP_MINUTES = 15
+DEFAULT_AUTO_ARCHIVE_MINUTES = 7 * 24 * 60
+DEFAULT_AUTO_DELETE_MINUTES = -1
+
+
+def iso_now() -> str:
+    """The current UTC time in the ISO 8601 form Daytona uses."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_sandbox_id() -> str:
+    """A fresh sandbox id (UUID-like hex, as Daytona's ids are opaque strings)."""
+    return secrets.token_hex(16)
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class BuildInfoBody(_Camel):
+    """The image a sandbox was asked to be built from."""
+
+    dockerfile_content: str | None = None
+    context_hashes: list[str] | None = None
+
+
+class CreateSandboxBody(_Camel):
+    """`POST /sandbox` body, as the SDK sends it (unknown fields are ignored)."""
+
+    name: str | None = None
+    snapshot: str | None = None
+    user: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    public: bool | None = None
+    network_block_all: bool | None = None
+    target: str | None = None
+    cpu: int | None = Field(default=None, gt=0)
+    memory: int | None = Field(default=None, gt=0)
+    disk: int | None = Field(default=None, gt=0)
+    gpu: int | None = Field(default=None, ge=0)
+    auto_stop_interval: int | None = Field(default=None, ge=0)
+    auto_archive_interval: int | None = Field(default=None, ge=0)
+    auto_delete_interval: int | None = None
+    build_info: BuildInfoBody | None = None
+
+
+class SandboxRecord(_Camel):
+    """One sandbox as the server stores it (`state.json` in its directory)."""
+
+    id: str
+    name: str
+    organization_id: str = "local"
+    user: str = "daytona"
+    snapshot: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    public: bool = False
+    network_block_all: bool = False
+    target: str = "local"
+    cpu: int = 1
+    gpu: int = 0
+    memory: int = 1
+    disk: int = 3
+    state: State = State.CREATING
+    error_reason: str | None = None
+    recoverable: bool | None = None
+    auto_stop_interval: int = DEFAULT_AUTO_STOP_MINUTES
+    auto_archive_interval: int = DEFAULT_AUTO_ARCHIVE_MINUTES
+    auto_delete_interval: int = DEFAULT_AUTO_DELETE_MINUTES
+    build_info: BuildInfoBody | None = None
+    created_at: str = Field(default_factory=iso_now)
+    updated_at: str = Field(default_factory=iso_now)
+    last_activity_at: str = Field(default_factory=iso_now)
+    # Monotonic-free wall clock seconds, for the reaper (survives restarts).
+    last_activity_ts: float = Field(default_factory=time.time)
+    stopped_ts: float | None = None
+
+    def touch(self) -> None:
+        """Record activity now (resets the auto-stop clock)."""
+        self.last_activity_ts = time.time()
+        self.last_activity_at = iso_now()
+
+    def set_state(self, state: State) -> None:
+        """Move to `state`, stamping the times the reaper reads."""
+        self.state = state
+        self.updated_at = iso_now()
+        if state is State.STOPPED:
+            self.stopped_ts = time.time()
+        elif state is State.STARTED:
+            self.stopped_ts = None
+            self.touch()
+
+    def to_api(self, toolbox_proxy_url: str) -> dict[str, Any]:
+        """The sandbox as Daytona's REST API returns it (camelCase JSON)."""
+        data = self.model_dump(
+            by_alias=True, exclude={"last_activity_ts", "stopped_ts"}, mode="json"
+        )
+        data["kvm"] = False
+        data["desiredState"] = _desired_state(self.state)
+        data["toolboxProxyUrl"] = toolbox_proxy_url
+        data["volumes"] = []
+        if self.build_info is None:
+            data.pop("buildInfo")
+        else:
+            data["buildInfo"] = {
+                "dockerfileContent": self.build_info.dockerfile_content,
+                "createdAt": self.created_at,
+                "updatedAt": self.updated_at,
+                "snapshotRef": f"local-build-{self.id[:12]}",
+            }
+        return data
+
+
+def _desired_state(state: State) -> str:
+    if state in (State.STOPPING, State.STOPPED):
+        return "stopped"
+    if state in (State.ARCHIVING, State.ARCHIVED):
+        return "archived"
+    if state in (State.DESTROYING, State.DESTROYED):
+        return "destroyed"
+    return "started"
