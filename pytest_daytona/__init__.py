@@ -1,0 +1,3 @@
+"""pytest-daytona: disposable Daytona sandboxes as pytest fixtures."""
+
+__version__ = "0.1.0"
