@@ -1,0 +1,144 @@
+"""Daytona-shaped errors, fault and latency injection, counters, and bearer-token enforcement."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from daytona import (
+    Daytona,
+    DaytonaAuthenticationError,
+    DaytonaConfig,
+    DaytonaRateLimitError,
+    DaytonaServiceUnavailableError,
+)
+
+from pytest_daytona.local import LocalServer
+
+from .conftest import close_client, route_count
+
+
+def _http(
+    server: LocalServer, method: str, path: str, token: str | None, body: Any = None
+) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.api_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def test_rate_limit_maps_to_sdk_error_with_retry_after(
+    server: LocalServer, client: Daytona
+) -> None:
+    server.inject_fault("POST /sandbox", 429, retry_after=7)
+    with pytest.raises(DaytonaRateLimitError) as info:
+        client.create()
+    assert info.value.status_code == 429
+    assert info.value.headers is not None and info.value.headers.get("Retry-After") == "7"
+    assert client.create().id  # the fault was for one call only
+    assert server.stats()["creates"] == 1
+
+
+def test_fault_applies_to_the_next_n_calls_of_a_route(server: LocalServer, client: Daytona) -> None:
+    sb = client.create()
+    server.inject_fault("POST /process/execute", 503, count=2)
+    for _ in range(2):
+        with pytest.raises(DaytonaServiceUnavailableError):
+            sb.process.exec("true")
+    assert sb.process.exec("echo ok").result == "ok\n"
+    assert route_count(server, "POST /process/execute") == 3
+
+
+def test_faults_and_latency_over_http(server: LocalServer, client: Daytona) -> None:
+    status, _ = _http(
+        server, "POST", "/_local/faults", server.token, {"route": "GET /sandbox", "status": 500}
+    )
+    assert status == 200
+    status, _ = _http(
+        server, "POST", "/_local/latency", server.token, {"route": "GET /sandbox", "seconds": 0.01}
+    )
+    assert status == 200
+    status, body = _http(server, "GET", "/sandbox", server.token)
+    assert (status, body["statusCode"], body["source"]) == (500, 500, "DAYTONA_API")
+    status, body = _http(server, "GET", "/sandbox", server.token)
+    assert status == 200 and body["items"] == []
+    status, _ = _http(server, "POST", "/_local/faults", server.token, {"route": "x", "status": 200})
+    assert status == 400  # a "fault" must be an error status
+
+
+def test_stats_counts_requests_by_route(server: LocalServer, client: Daytona) -> None:
+    sb = client.create()
+    sb.process.exec("true")
+    sb.process.exec("true")
+    status, stats = _http(server, "GET", "/_local/stats", server.token)
+    assert status == 200
+    assert stats["creates"] == 1 and stats["live"] == 1
+    assert stats["by_route"]["POST /sandbox"] == 1
+    assert stats["by_route"]["POST /process/execute"] == 2
+    assert stats["requests"] == sum(stats["by_route"].values())
+    assert not any(route.startswith(("GET /_local", "POST /_local")) for route in stats["by_route"])
+
+
+def test_forced_error_over_http(server: LocalServer, client: Daytona) -> None:
+    sb = client.create()
+    status, body = _http(
+        server,
+        "POST",
+        f"/_local/sandbox/{sb.id}/error",
+        server.token,
+        {"recoverable": False, "reason": "boom"},
+    )
+    assert status == 200 and body["state"] == "error" and body["errorReason"] == "boom"
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token", ""])
+def test_wrong_or_missing_token_gets_401_and_nothing_runs(
+    server: LocalServer, client: Daytona, token: str | None
+) -> None:
+    sb = client.create()
+    before = server.stats()
+    cases = [
+        ("POST", "/sandbox", {}),
+        ("GET", "/sandbox", None),
+        ("DELETE", f"/sandbox/{sb.id}", None),
+        ("POST", f"/toolbox/{sb.id}/process/execute", {"command": "touch pwned"}),
+        ("GET", "/_local/stats", None),
+        ("POST", "/_local/faults", {"route": "POST /sandbox", "status": 500}),
+    ]
+    for method, path, body in cases:
+        status, answer = _http(server, method, path, token, body)
+        assert status == 401, path
+        assert answer["statusCode"] == 401
+    after = server.stats()
+    assert (after["creates"], after["live"], after["requests"]) == (
+        before["creates"],
+        before["live"],
+        before["requests"],
+    )
+    assert sb.fs.list_files(".") == []  # the execute never ran
+
+
+def test_sdk_with_wrong_key_raises_authentication_error(server: LocalServer) -> None:
+    daytona = Daytona(DaytonaConfig(api_key="not-the-token", api_url=server.api_url))
+    try:
+        with pytest.raises(DaytonaAuthenticationError):
+            daytona.create()
+    finally:
+        close_client(daytona)
+    assert server.stats()["creates"] == 0
+
+
+def test_bad_create_body_is_a_400_naming_the_field(server: LocalServer) -> None:
+    status, body = _http(server, "POST", "/sandbox", server.token, {"cpu": -1})
+    assert status == 400
+    assert "cpu" in body["message"]
+    assert server.stats()["creates"] == 0
