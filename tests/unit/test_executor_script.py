@@ -1,0 +1,475 @@
+"""The login-shell wrapper, run for real with /bin/sh (dash here) and bash."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_daytona.executor import (
+    MAX_TOOLBOX_COMMAND,
+    TAIL_LINES,
+    CommandError,
+    ExecResult,
+    build_script,
+    command_to_shell,
+    new_delimiter,
+    result_from_output,
+    shell_quote,
+    split_output,
+    toolbox_command,
+    validate_env_keys,
+)
+
+TRICKY_ARGS = [
+    "",
+    " ",
+    "two words",
+    "it's",
+    'say "hi"',
+    "$HOME",
+    "${HOME}",
+    "`id`",
+    "$(id)",
+    "back\\slash",
+    "line1\nline2",
+    "trailing newline\n",
+    "\ttab",
+    "*",
+    "-n",
+    "--",
+    "; && | # ! ~ = & > <",
+    "'",
+    '"',
+    "\\",
+    "ümlaut ✓ 日本語",
+]
+
+SHELLS = [
+    pytest.param("/bin/sh", id="sh"),
+    pytest.param(
+        "bash", id="bash", marks=pytest.mark.skipif(not shutil.which("bash"), reason="no bash")
+    ),
+]
+
+
+def daytona_split(command: str) -> list[str]:
+    """The Daytona daemon's parseCommand: words at spaces, quotes group them, no escapes."""
+    args: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    for char in command:
+        if char in "\"'":
+            if quote is None:
+                quote = char
+            elif quote == char:
+                quote = None
+            else:
+                current.append(char)
+        elif char == " " and quote is None:
+            if current:
+                args.append("".join(current))
+                current = []
+        else:
+            current.append(char)
+    if current:
+        args.append("".join(current))
+    return args
+
+
+@dataclass
+class Box:
+    """A fake sandbox: a shell, an empty HOME and TMPDIR, combined output like the API's."""
+
+    shell: str
+    home: Path
+    tmp: Path
+
+    def env(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "TMPDIR": str(self.tmp)}
+
+    def run_argv(self, argv: Sequence[str], delimiter: str, command: str) -> ExecResult:
+        proc = subprocess.run(
+            argv,
+            input=b"LEAKED STDIN\n",  # must never reach the command
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
+            env=self.env(),
+            timeout=30,
+            check=False,
+        )
+        return result_from_output(
+            command=command,
+            output=proc.stdout.decode(),
+            delimiter=delimiter,
+            exit_code=proc.returncode,
+            duration=0.0,
+        )
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        stdin_path: str | None = None,
+        remove_stdin: bool = False,
+    ) -> ExecResult:
+        delimiter = new_delimiter()
+        script = build_script(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin_path=stdin_path,
+            delimiter=delimiter,
+            remove_stdin=remove_stdin,
+        )
+        return self.run_argv([self.shell, "-c", script], delimiter, command_to_shell(command))
+
+    def profile(self, name: str, text: str) -> None:
+        (self.home / name).write_text(text)
+
+
+@pytest.fixture(params=SHELLS)
+def box(request: pytest.FixtureRequest, tmp_path: Path) -> Box:
+    home, tmp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    tmp.mkdir()
+    return Box(str(request.param), home, tmp)
+
+
+def test_argv_items_reach_the_command_unchanged(box: Box) -> None:
+    result = box.run(["printf", "%s\\0", *TRICKY_ARGS])
+    assert result.ok, result.stderr
+    assert result.stdout.split("\0")[:-1] == TRICKY_ARGS
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize("code", [0, 1, 42, 255])
+def test_exit_code_is_preserved(box: Box, code: int) -> None:
+    snippet = box.run(f"echo before; exit {code}")
+    argv = box.run(["sh", "-c", f"exit {code}"])
+    assert (snippet.exit_code, argv.exit_code) == (code, code)
+    assert snippet.stdout == "before\n"
+    assert snippet.ok is (code == 0)
+
+
+def test_killed_command_reports_signal_status(box: Box) -> None:
+    assert box.run(["sh", "-c", "kill -9 $$"]).exit_code == 137
+
+
+def test_stderr_comes_back_apart_from_stdout(box: Box) -> None:
+    result = box.run("echo out1; echo err1 >&2; echo out2; printf 'err2 no newline' >&2")
+    assert result.stdout == "out1\nout2\n"
+    assert result.stderr == "err1\nerr2 no newline"
+
+
+@pytest.mark.parametrize(
+    ("snippet", "stdout"),
+    [("printf 'no newline'", "no newline"), ("true", ""), ("printf '\\n\\n'", "\n\n")],
+)
+def test_stdout_is_exact_whatever_its_ending(box: Box, snippet: str, stdout: str) -> None:
+    result = box.run(snippet)
+    assert (result.stdout, result.stderr, result.exit_code) == (stdout, "", 0)
+
+
+def test_snippet_can_use_shell_features(box: Box) -> None:
+    snippet = """
+greet() { printf 'hello %s\\n' "$1"; }
+NAME=world
+greet "$NAME" | tr a-z A-Z && echo "chained: $((2 + 3))"
+cat <<EOF
+heredoc $NAME
+EOF
+false || echo "or-branch"
+"""
+    result = box.run(snippet)
+    assert result.stdout == "HELLO WORLD\nchained: 5\nheredoc world\nor-branch\n"
+    assert result.ok
+
+
+def test_snippet_syntax_error_is_a_failed_command_not_a_broken_wrapper(box: Box) -> None:
+    result = box.run("if true; then echo never")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "syntax error" in result.stderr.lower()
+
+
+def test_caller_env_wins_over_profile_and_profile_env_is_seen(box: Box) -> None:
+    box.profile(".profile", "export FOO=from-profile\nexport BAR=profile-only\n")
+    result = box.run('printf "%s|%s" "$FOO" "$BAR"', env={"FOO": "from-caller"})
+    assert result.stdout == "from-caller|profile-only"
+
+
+def test_env_values_with_special_characters_arrive_unchanged(box: Box) -> None:
+    env = {f"V{i}": value for i, value in enumerate(TRICKY_ARGS)}
+    snippet = " ".join(f'"$V{i}"' for i in range(len(env)))
+    result = box.run(f"printf '%s\\0' {snippet}", env=env)
+    assert result.stdout.split("\0")[:-1] == TRICKY_ARGS
+
+
+def test_bash_profile_is_preferred_to_bashrc(box: Box) -> None:
+    box.profile(".bashrc", "export WHICH=bashrc\n")
+    assert box.run('printf %s "$WHICH"').stdout == "bashrc"
+    box.profile(".bash_profile", "export WHICH=bash_profile\n")
+    assert box.run('printf %s "$WHICH"').stdout == "bash_profile"
+
+
+def test_zprofile_and_nvm_are_sourced(box: Box) -> None:
+    box.profile(".zprofile", "export Z=zprofile\n")
+    (box.home / ".nvm").mkdir()
+    (box.home / ".nvm" / "nvm.sh").write_text("nvm_fn() { echo nvm-loaded; }\n")
+    result = box.run('printf "%s " "$Z"; nvm_fn')
+    assert result.stdout == "zprofile nvm-loaded\n"
+
+
+def test_profile_output_is_silenced(box: Box) -> None:
+    box.profile(".profile", "echo profile-stdout\necho profile-stderr >&2\n")
+    result = box.run("echo mine")
+    assert (result.stdout, result.stderr) == ("mine\n", "")
+
+
+@pytest.mark.parametrize(
+    "profile",
+    [
+        "set -e\nfalse\nexport LATE=1\n",
+        "set -eu\necho $UNDEFINED_VARIABLE\n",
+        "set -x\nset -v\n",
+        "set -o noclobber\nset -f\n",
+        "trap 'echo profile-exit-trap' EXIT\n",
+        "exit 3\n",
+        "a=(bash only array syntax)\n",
+    ],
+    ids=["set-e", "set-u", "xtrace", "noclobber-noglob", "exit-trap", "exit", "bash-syntax"],
+)
+def test_a_broken_profile_does_not_spoil_the_result(box: Box, profile: str) -> None:
+    box.profile(".profile", profile)
+    box.profile("file.txt", "")
+    snippet = (
+        'false; echo "still here [$UNSET_VAR]"; echo * ; echo x > file.txt; echo err >&2; exit 5'
+    )
+    result = box.run(snippet, env={"MINE": "1"})
+    assert result.exit_code == 5
+    assert result.stdout == "still here []\nfile.txt\n"
+    # A profile that ended the shell is named; the command then ran without profiles.
+    stderr = result.stderr.replace(
+        f"pytest-daytona: sourcing {box.home}/.profile ended the shell", "NOTE"
+    )
+    assert stderr in ("err\n", *(f"NOTE (status {n}); {RERUN}err\n" for n in (1, 2, 3)))
+
+
+RERUN = "running the command without login profiles\n"
+
+
+def test_a_profile_that_ends_the_shell_is_named_and_the_command_still_runs(box: Box) -> None:
+    box.profile(".profile", "export SEEN=1\nexit 3\n")
+    result = box.run('echo "[$SEEN]"')
+    assert result.stdout == "[]\n"  # it ran without the profile
+    assert result.stderr == (
+        f"pytest-daytona: sourcing {box.home}/.profile ended the shell (status 3); {RERUN}"
+    )
+    assert result.exit_code == 0
+
+
+def test_cwd_is_honoured_after_profiles(box: Box) -> None:
+    target = box.home / "dir with 'quotes' and spaces"
+    target.mkdir()
+    box.profile(".profile", "cd /\n")
+    assert box.run("pwd", cwd=str(target)).stdout == f"{target}\n"
+    assert box.run("pwd").stdout == f"{box.home}\n"  # a profile's cd is undone
+
+
+def test_missing_cwd_fails_the_command_with_a_message(box: Box) -> None:
+    result = box.run("echo never", cwd="/no/such/dir")
+    assert result.exit_code not in (0, None)
+    assert result.stdout == ""
+    assert "/no/such/dir" in result.stderr
+
+
+def test_stdin_comes_from_the_file(box: Box) -> None:
+    stdin = box.tmp / "stdin.txt"
+    stdin.write_text("line1\nüñí\n")
+    result = box.run(["cat"], stdin_path=str(stdin))
+    assert result.stdout == "line1\nüñí\n"
+    assert stdin.exists()
+
+
+def test_missing_stdin_file_fails_the_command_with_a_message(box: Box) -> None:
+    result = box.run("echo never", stdin_path=str(box.tmp / "gone"))
+    assert result.exit_code not in (0, None)
+    assert result.stdout == ""
+    assert "gone" in result.stderr
+    assert "ended the shell" not in result.stderr  # not mistaken for a broken profile
+
+
+def test_without_stdin_the_command_reads_dev_null(box: Box) -> None:
+    result = box.run("cat; echo eof")
+    assert result.stdout == "eof\n"  # the caller's stdin (LEAKED STDIN) is not read
+
+
+def test_temp_files_are_removed_and_stdin_on_request(box: Box) -> None:
+    stdin = box.tmp / "stdin.txt"
+    stdin.write_text("x")
+    result = box.run("cat >/dev/null; echo err >&2", stdin_path=str(stdin), remove_stdin=True)
+    assert result.stderr == "err\n"
+    assert list(box.tmp.iterdir()) == []
+
+
+def test_stderr_file_falls_back_to_home_when_tmpdir_is_unusable(box: Box) -> None:
+    box.tmp = box.home / "no-such-dir"
+    result = box.run("echo out; echo err >&2")
+    assert (result.stdout, result.stderr) == ("out\n", "err\n")
+    assert [p.name for p in box.home.iterdir()] == []  # its temp files are gone too
+
+
+def test_delimiter_never_appears_in_the_script() -> None:
+    delimiter = new_delimiter()
+    script = build_script("echo hi", delimiter=delimiter)
+    assert delimiter not in script
+    assert delimiter not in toolbox_command(script)
+
+
+@pytest.mark.parametrize("runner", ["shell", "daytona-split"])
+def test_toolbox_command_survives_shells_and_naive_word_splitting(box: Box, runner: str) -> None:
+    delimiter = new_delimiter()
+    script = build_script(["printf", "%s\\0", *TRICKY_ARGS], delimiter=delimiter)
+    line = toolbox_command(script)
+    argv = [box.shell, "-c", line] if runner == "shell" else daytona_split(line)
+    result = box.run_argv(argv, delimiter, "printf")
+    assert result.stdout.split("\0")[:-1] == TRICKY_ARGS
+    assert result.exit_code == 0
+
+
+def test_toolbox_command_refuses_what_exceeds_an_argv_string() -> None:
+    with pytest.raises(ValueError, match="stdin"):
+        toolbox_command("x" * MAX_TOOLBOX_COMMAND)
+
+
+@pytest.mark.parametrize("value", TRICKY_ARGS)
+def test_shell_quote_round_trips(value: str) -> None:
+    out = subprocess.run(
+        ["/bin/sh", "-c", f"printf %s {shell_quote(value)}"], capture_output=True, check=True
+    )
+    assert out.stdout.decode() == value
+    assert shell_quote(value).startswith("'")
+
+
+def test_shell_quote_rejects_nul() -> None:
+    with pytest.raises(ValueError, match="NUL"):
+        shell_quote("a\0b")
+
+
+def test_command_to_shell() -> None:
+    assert command_to_shell("ls -la | wc -l") == "ls -la | wc -l"
+    assert command_to_shell(["echo", "it's"]) == "'echo' 'it'\"'\"'s'"
+    assert command_to_shell(("a",)) == "'a'"
+    empties: list[str | list[str]] = ["", "  \n", []]
+    for empty in empties:
+        with pytest.raises(ValueError, match="empty command"):
+            command_to_shell(empty)
+    with pytest.raises(TypeError):
+        command_to_shell(["echo", 1])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("key", ["1A", "A-B", "", "A B", "É", "A=B"])
+def test_invalid_env_keys_are_named(key: str) -> None:
+    with pytest.raises(ValueError, match="invalid environment variable name") as info:
+        validate_env_keys({"GOOD": "1", key: "x"})
+    assert repr(key) in str(info.value)
+    with pytest.raises(ValueError, match="invalid environment variable name"):
+        build_script("true", env={key: "x"}, delimiter=new_delimiter())
+
+
+def test_valid_env_keys_pass() -> None:
+    validate_env_keys({"A": "", "_x": "", "PATH_2": "", "a1_B2": ""})
+
+
+@pytest.mark.parametrize("bad", ["short", "has space in it!!", "new\nline-delimiter-xx", "x" * 129])
+def test_build_script_rejects_unsafe_delimiters(bad: str) -> None:
+    with pytest.raises(ValueError, match="delimiter"):
+        build_script("true", delimiter=bad)
+
+
+def test_new_delimiter_is_fresh_each_time() -> None:
+    delimiters = {new_delimiter() for _ in range(100)}
+    assert len(delimiters) == 100
+    assert all(len(d) >= 32 for d in delimiters)
+
+
+@pytest.mark.parametrize(
+    ("combined", "expected"),
+    [
+        ("out\n\nD\nerr\n", ("out\n", "err\n")),
+        ("out\nD\nerr", ("out", "err")),
+        ("\nD\n", ("", "")),
+        ("partial output, killed", ("partial output, killed", "")),
+        ("out\nD", ("out", "")),
+        ("D inline is not a delimiter\nD\nerr", ("D inline is not a delimiter", "err")),
+    ],
+)
+def test_split_output(combined: str, expected: tuple[str, str]) -> None:
+    delimiter = "pytest-daytona-0123456789abcdef"
+    assert split_output(combined.replace("D", delimiter), delimiter) == tuple(
+        part.replace("D", delimiter) for part in expected
+    )
+
+
+def make_result(**overrides: object) -> ExecResult:
+    fields: dict[str, object] = {
+        "exit_code": 0,
+        "stdout": "",
+        "stderr": "",
+        "timed_out": False,
+        "duration": 1.5,
+        "command": "make test",
+    }
+    fields.update(overrides)
+    return ExecResult(**fields)  # type: ignore[arg-type]
+
+
+def test_ok_and_check_pass_through() -> None:
+    result = make_result()
+    assert result.ok
+    assert result.check() is result
+
+
+def test_check_names_command_exit_code_and_output_tails() -> None:
+    stdout = "".join(f"out {i}\n" for i in range(1, 31))
+    result = make_result(exit_code=3, stdout=stdout, stderr="boom\n")
+    assert not result.ok
+    with pytest.raises(CommandError) as info:
+        result.check()
+    message = str(info.value)
+    assert message.startswith("command exited with code 3: make test\n")
+    assert f"out {31 - TAIL_LINES}\n" in message and "out 30" in message
+    assert f"out {30 - TAIL_LINES}\n" not in message
+    assert message.endswith("--- stderr (last 20 lines) ---\nboom")
+    assert info.value.result is result
+    assert not isinstance(info.value, AssertionError)
+
+
+def test_check_on_timeout_says_so() -> None:
+    result = make_result(exit_code=None, timed_out=True, duration=2.5)
+    with pytest.raises(CommandError, match=r"command timed out after 2.5s: make test") as info:
+        result.check()
+    assert "--- stdout (last 20 lines) ---\n(empty)" in str(info.value)
+
+
+def test_a_timed_out_result_has_no_exit_code() -> None:
+    with pytest.raises(ValueError, match="timed out"):
+        make_result(exit_code=1, timed_out=True)
+    result = result_from_output(
+        command="sleep 9", output="half", delimiter=new_delimiter(), exit_code=-1,
+        duration=9.0, timed_out=True,
+    )  # fmt: skip
+    assert (result.exit_code, result.timed_out, result.stdout, result.ok) == (
+        None,
+        True,
+        "half",
+        False,
+    )
