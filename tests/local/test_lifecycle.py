@@ -1,4 +1,4 @@
-"""Sandbox lifecycle through the real SDK: create, get, list, start, stop, recover, delete, labels."""
+"""Sandbox lifecycle through the real SDK: create, get, list, start, stop, recover, delete."""
 
 from __future__ import annotations
 
