@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +13,33 @@ import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, Sandbox
 
 from pytest_daytona.local import LocalServer
+from pytest_daytona.local.runner import choose_bwrap
+
+
+@functools.cache
+def _bwrap_usable() -> bool:
+    return choose_bwrap("auto") is not None
 
 
 @pytest.fixture(params=["bwrap", "none"])
 def isolation(request: pytest.FixtureRequest) -> str:
-    """Both ways commands run: under bubblewrap (CI installs it) and as plain processes."""
+    """Both ways commands run: under bubblewrap and as plain processes.
+
+    Without a working bubblewrap the bwrap variants fail under CI (which installs it) and are
+    skipped elsewhere, saying so.
+    """
+    if request.param == "bwrap":
+        require_bwrap()
     return str(request.param)
+
+
+def require_bwrap() -> None:
+    """Fail under CI (which installs bubblewrap), skip elsewhere, when bwrap cannot run."""
+    if not _bwrap_usable():
+        message = "bubblewrap (bwrap) is not installed or not working: apt-get install bubblewrap"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 @pytest.fixture

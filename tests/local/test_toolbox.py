@@ -157,8 +157,9 @@ def test_symlink_out_of_the_sandbox_is_refused(
 def test_bwrap_isolates_filesystem_tmp_and_pids(data_dir: Path) -> None:
     from daytona import Daytona, DaytonaConfig
 
-    from .conftest import close_client
+    from .conftest import close_client, require_bwrap
 
+    require_bwrap()
     with LocalServer(data_dir, isolation="bwrap") as srv:
         daytona = Daytona(DaytonaConfig(api_key=srv.token, api_url=srv.api_url))
         try:
