@@ -1,0 +1,176 @@
+"""The settings' names: CLI options, ini keys and env vars, and their registration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pytest
+
+IniType = Literal["string", "bool", "linelist"]
+
+#: Fields that hold one value for the whole run: a marker may not set them.
+RUN_WIDE = frozenset({"api_key", "api_url", "backend"})
+#: Fields whose CLI/ini values are KEY=VALUE entries merged into a dict.
+DICT_FIELDS = frozenset({"env", "labels"})
+#: Fields where an explicitly empty value is an error rather than "unset".
+EMPTY_IS_ERROR = frozenset({"image", "snapshot"})
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one setting is named outside Python and what to tell a user who got it wrong."""
+
+    name: str
+    help: str
+    fix: str
+    ini_type: IniType | None = "string"  # None: no ini key
+    env_var: str | None = None
+    metavar: str = "VALUE"
+
+    @property
+    def option(self) -> str:
+        return "--daytona-" + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        return "daytona_" + self.name
+
+    @property
+    def ini(self) -> str:
+        return "daytona_" + self.name
+
+
+_INT_FIX = "pass a positive integer"
+_SPECS = (
+    FieldSpec(
+        "api_key",
+        "Daytona API key (prefer the DAYTONA_API_KEY env var: options show up in process lists).",
+        "set DAYTONA_API_KEY to a key from the Daytona dashboard, without spaces",
+        ini_type=None,  # a secret does not belong in a committed file
+        env_var="DAYTONA_API_KEY",
+        metavar="KEY",
+    ),
+    FieldSpec(
+        "api_url",
+        "Daytona API URL (default: the SDK's).",
+        "pass an http(s) URL such as https://app.daytona.io/api",
+        env_var="DAYTONA_API_URL",
+        metavar="URL",
+    ),
+    FieldSpec("target", "Daytona target region.", "pass a region name", env_var="DAYTONA_TARGET"),
+    FieldSpec(
+        "snapshot",
+        "Snapshot to create sandboxes from (not with --daytona-image).",
+        "pass a snapshot name, or leave the setting out",
+        metavar="NAME",
+    ),
+    FieldSpec(
+        "image",
+        "Container image to create sandboxes from (not with --daytona-snapshot).",
+        "pass an image such as python:3.12-slim, or leave the setting out",
+        metavar="IMAGE",
+    ),
+    FieldSpec("language", "Sandbox language (python, typescript, ...).", "pass a language name"),
+    FieldSpec(
+        "timeout",
+        "Seconds allowed for each sandbox operation and command (default 300).",
+        "pass seconds between 0.001 and 86400",
+        metavar="SECONDS",
+    ),
+    FieldSpec("cpu", "CPU cores per sandbox (image sandboxes).", _INT_FIX, metavar="N"),
+    FieldSpec("memory", "Memory in GiB per sandbox (image sandboxes).", _INT_FIX, metavar="GIB"),
+    FieldSpec("disk", "Disk in GiB per sandbox (image sandboxes).", _INT_FIX, metavar="GIB"),
+    FieldSpec("gpu", "GPUs per sandbox (image sandboxes).", _INT_FIX, metavar="N"),
+    FieldSpec(
+        "auto_stop_interval",
+        "Minutes of inactivity before Daytona stops a sandbox (0: never).",
+        "pass minutes, 0 or more",
+        metavar="MIN",
+    ),
+    FieldSpec(
+        "auto_archive_interval",
+        "Minutes a sandbox stays stopped before Daytona archives it (0: the maximum).",
+        "pass minutes, 0 or more",
+        metavar="MIN",
+    ),
+    FieldSpec(
+        "auto_delete_interval",
+        "Minutes a sandbox stays stopped before Daytona deletes it (0: at once, -1: never).",
+        "pass minutes, -1 or more",
+        metavar="MIN",
+    ),
+    FieldSpec(
+        "reuse",
+        "Keep the session sandbox (stopped) after the run and resume it next run.",
+        "pass true or false",
+        ini_type="bool",
+        env_var="PYTEST_DAYTONA_REUSE",
+    ),
+    FieldSpec(
+        "backend",
+        "'daytona' (the cloud, default) or 'local' (the embedded server, no account needed).",
+        "pass daytona or local",
+        env_var="PYTEST_DAYTONA_BACKEND",
+        metavar="{daytona,local}",
+    ),
+    FieldSpec(
+        "workspace",
+        "Name of the working directory created in the sandbox's home (default pytest-workspace).",
+        "pass one directory name without '/', such as pytest-workspace",
+        metavar="NAME",
+    ),
+    FieldSpec(
+        "labels",
+        "Extra sandbox label KEY=VALUE (repeatable; ini: one per line).",
+        "write KEY=VALUE with a non-empty KEY",
+        ini_type="linelist",
+        metavar="KEY=VALUE",
+    ),
+    FieldSpec(
+        "env",
+        "Environment variable KEY=VALUE for sandbox commands (repeatable; ini: one per line).",
+        "write KEY=VALUE where KEY is letters, digits and _, not starting with a digit",
+        ini_type="linelist",
+        metavar="KEY=VALUE",
+    ),
+)
+#: Every setting, in the order they are documented.
+FIELD_SPECS: dict[str, FieldSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register a ``--daytona-*`` option and a ``daytona_*`` ini key for every setting.
+
+    Every option defaults to None so that "not given" can be told apart from any value.
+    """
+    group = parser.getgroup("daytona", "Daytona sandboxes")
+    for spec in _SPECS:
+        if spec.ini_type is not None:
+            parser.addini(spec.ini, spec.help, type=spec.ini_type, default=None)
+        names = [spec.option]
+        kwargs: dict[str, Any] = {"dest": spec.dest, "default": None}
+        if spec.name == "reuse":
+            kwargs["action"] = "store_true"
+        elif spec.name in DICT_FIELDS:
+            kwargs.update(action="append", metavar=spec.metavar)
+            names += ["--daytona-label"] if spec.name == "labels" else []
+        else:
+            kwargs["metavar"] = spec.metavar
+            if spec.name == "backend":
+                kwargs["choices"] = ("daytona", "local")
+        group.addoption(*names, help=spec.help + _env_note(spec), **kwargs)
+        if spec.name == "reuse":
+            group.addoption(
+                "--daytona-no-reuse",
+                action="store_false",
+                dest=spec.dest,
+                default=None,
+                help="Do not reuse the session sandbox (overrides ini and env).",
+            )
+
+
+def _env_note(spec: FieldSpec) -> str:
+    if spec.env_var is None or spec.env_var in spec.help:
+        return ""
+    return f" Env: {spec.env_var}."
