@@ -33,7 +33,7 @@ TARGET_RATIO = 3.0
 TARGET_CREATE_MS = 400.0
 # Comparable to the server's own bwrap argv (which adds a few binds, tmpfs and --setenv).
 BWRAP = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-BWRAP += ["--unshare-pid", "--die-with-parent", "--", "/bin/sh", "-c"]
+BWRAP += ["--unshare-pid", "--die-with-parent", "--"]
 HAS_POLLING = "use_deprecated_polling" in DaytonaConfig.model_fields
 _clients: list[Daytona] = []
 
@@ -110,27 +110,29 @@ def bench_exec(iterations: int, warmup: int) -> None:
             floors.append(f"{mode} {floor:.2f} ms")
             for c in COMMANDS:
                 fns: list[Callable[[], object]] = [partial(sandbox.process.exec, c)]
-                fns.append(partial(run_local, ["/bin/sh", "-c", c]))
+                # The daemon (and so the server) runs the words of a command, with no shell.
+                fns.append(partial(run_local, c.split()))
                 if bwrap:
-                    fns.append(partial(run_local, [bwrap, *BWRAP, c]))
+                    fns.append(partial(run_local, [bwrap, *BWRAP, *c.split()]))
                 ms, sh, *wrapped = medians_ms(fns, iterations, warmup)
                 base = wrapped[0] if mode == "bwrap" else sh
                 rows.append([
                     mode, c, f"{ms:.2f}", f"{sh:.2f}",
                     f"{wrapped[0]:.2f}" if wrapped else "-", f"{ms / sh:.1f}x",
                     f"{ms / wrapped[0]:.1f}x" if wrapped else "-",
-                    f"{ms / base:.2f}x vs {'bwrap' if mode == 'bwrap' else 'sh'}",
+                    f"{ms / base:.2f}x vs {'bwrap' if mode == 'bwrap' else 'direct'}",
                     verdict(ms / base, TARGET_RATIO),
                 ])  # fmt: skip
             sandbox.delete()
     table(
-        ["isolation", "command", "SDK exec", "sh -c", "bwrap sh -c", "SDK/sh", "SDK/bwrap",
+        ["isolation", "command", "SDK exec", "direct", "bwrap", "SDK/direct", "SDK/bwrap",
          f"target <= {TARGET_RATIO:g}x", "result"],
         rows,
         left=2,
     )  # fmt: skip
-    print("  sh -c / bwrap sh -c: subprocess.run locally, output piped as the server does.")
-    print("  The target compares like with like: bwrap row vs `bwrap ... sh -c`, none vs `sh -c`.")
+    print("  direct / bwrap: subprocess.run of the same words locally (no shell, as the daemon),")
+    print("  output piped as the server does. The target compares like with like: the bwrap")
+    print("  row vs `bwrap ... -- words`, the none row vs the words run directly.")
     print(f"  HTTP floor (SDK get_work_dir: one request, no process): {', '.join(floors)}")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from aiohttp import web
@@ -28,7 +28,8 @@ class LocalContext:
     control: Control
     token: str
     api_url: str = ""
-    default_exec_timeout: float = 360.0
+    default_exec_timeout: float | None = None
+    _paths: dict[str, SandboxPaths] = field(default_factory=dict)
 
     def toolbox_url(self) -> str:
         """Base URL of the toolbox API (the SDK appends ``/{sandboxId}/...``)."""
@@ -36,8 +37,12 @@ class LocalContext:
 
     def paths(self, record: SandboxRecord) -> SandboxPaths:
         """In-sandbox ↔ host path mapping of one sandbox."""
-        store = self.lifecycle.store
-        return self.runner.paths(store.home_dir(record.id), store.tmp_dir(record.id))
+        paths = self._paths.get(record.id)
+        if paths is None:
+            store = self.lifecycle.store
+            paths = self.runner.paths(store.home_dir(record.id), store.tmp_dir(record.id))
+            self._paths[record.id] = paths
+        return paths
 
 
 LOCAL = web.AppKey("pytest_daytona_local", LocalContext)

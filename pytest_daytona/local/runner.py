@@ -80,9 +80,9 @@ class Runner:
 
     def paths(self, home: Path, tmp: Path) -> SandboxPaths:
         """Path mapping of a sandbox whose files live in `home` and `tmp`."""
-        return SandboxPaths.for_sandbox(home, tmp, isolated=self.isolated)
+        return SandboxPaths(home, tmp, isolated=self.isolated)
 
-    def _environment(self, paths: SandboxPaths, tmp: Path, extra: dict[str, str]) -> dict[str, str]:
+    def _environment(self, paths: SandboxPaths, extra: dict[str, str]) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", _DEFAULT_PATH),
             "HOME": paths.work_dir,
@@ -91,58 +91,165 @@ class Runner:
             "LANG": "C.UTF-8",
         }
         if not self.isolated:
-            env["TMPDIR"] = str(tmp)
+            env["TMPDIR"] = str(paths.tmp)
         env.update(extra)
         return env
 
     def _argv(
-        self, command: str, cwd: str, home: Path, tmp: Path, env: dict[str, str]
+        self, argv: list[str], paths: SandboxPaths, cwd: str, env: dict[str, str]
     ) -> list[str]:
         if self.bwrap is None:
-            return ["/bin/sh", "-c", command]
-        argv = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+            return argv
+        wrapped = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         for hidden in self._hidden:
-            argv += ["--tmpfs", str(hidden)]
-        argv += ["--tmpfs", "/home", "--bind", str(home), SANDBOX_HOME, "--bind", str(tmp), "/tmp"]
-        argv += ["--unshare-pid", "--die-with-parent", "--clearenv"]
+            wrapped += ["--tmpfs", str(hidden)]
+        wrapped += ["--tmpfs", "/home", "--bind", str(paths.home), SANDBOX_HOME]
+        wrapped += ["--bind", str(paths.tmp), "/tmp", "--unshare-pid", "--die-with-parent"]
+        wrapped += ["--clearenv"]
         for key, value in env.items():
-            argv += ["--setenv", key, value]
-        argv += ["--chdir", cwd, "--", "/bin/sh", "-c", command]
-        return argv
+            wrapped += ["--setenv", key, value]
+        return [*wrapped, "--chdir", cwd, "--", *argv]
 
     async def run(
         self,
-        command: str,
+        argv: list[str],
         *,
-        home: Path,
-        tmp: Path,
+        paths: SandboxPaths,
         cwd: str,
+        host_cwd: Path | None,
         env: dict[str, str],
-        timeout: float,
+        timeout: float | None,
     ) -> ExecOutcome:
-        """Run `command` with ``/bin/sh -c`` in the sandbox, cwd being an in-sandbox path."""
-        paths = self.paths(home, tmp)
-        full_env = self._environment(paths, tmp, env)
-        argv = self._argv(command, cwd, home, tmp, full_env)
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=None if self.isolated else str(paths.host(cwd)),
-            env=None if self.isolated else full_env,
-            start_new_session=True,
-        )
+        """Run `argv` (no shell, as Daytona's daemon does) in the sandbox, in in-sandbox `cwd`
+        (`host_cwd` on the host, needed without bubblewrap).
+
+        A command that cannot start (not found, cwd missing) gives exit code -1 and the reason
+        as output, as Daytona answers.
+        """
+        full_env = self._environment(paths, env)
+        if (
+            self.isolated
+            and "/" not in argv[0]
+            and not shutil.which(argv[0], path=full_env["PATH"])
+        ):
+            return _not_found(argv[0])
+        read_fd, write_fd = os.pipe()
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+            proc = subprocess.Popen(
+                self._argv(argv, paths, cwd, full_env),
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=write_fd,
+                cwd=None if self.isolated else host_cwd,
+                env=None if self.isolated else full_env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(read_fd)
+            if isinstance(exc, FileNotFoundError) and "/" not in argv[0]:
+                return _not_found(argv[0])
+            return ExecOutcome(-1, f'exec: "{argv[0]}": {exc.strerror or exc}', False)
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        try:
+            output = await asyncio.wait_for(_collect(read_fd, proc), timeout)
         except asyncio.TimeoutError:
             _kill_group(proc.pid)
-            await proc.wait()
+            proc.wait()
             return ExecOutcome(None, "", True)
         finally:
-            if proc.returncode is None:
+            if proc.poll() is None:
                 _kill_group(proc.pid)
-        return ExecOutcome(proc.returncode, out.decode("utf-8", errors="replace"), False)
+                proc.wait()
+            os.close(read_fd)
+        return ExecOutcome(proc.returncode, output.decode("utf-8", errors="replace"), False)
+
+
+def _not_found(program: str) -> ExecOutcome:
+    return ExecOutcome(-1, f'exec: "{program}": executable file not found in $PATH', False)
+
+
+def parse_command(command: str) -> list[str]:
+    """Split a command line into words the way Daytona's daemon does (it runs no shell).
+
+    Spaces separate words; a single or double quote starts a quoted run that ends at the
+    same quote character, inside which everything, the other quote included, is literal.
+    Quotes are removed; there is no escaping, no variable expansion, no globbing, and an
+    empty quoted word (``''``) is dropped.
+    """
+    words: list[str] = []
+    current: list[str] = []
+    quote = ""
+    for char in command:
+        if char in "'\"" and (not quote or char == quote):
+            quote = "" if quote else char
+        elif char == " " and not quote:
+            if current:
+                words.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+async def _collect(read_fd: int, proc: subprocess.Popen[bytes]) -> bytes:
+    """All output until EOF, then the exit status, without blocking the loop or a watcher thread.
+
+    The exit is awaited through a pidfd where the kernel has them (no child-watcher thread per
+    command: that thread is most of the cost of a short command under asyncio's own API).
+    """
+    loop = asyncio.get_running_loop()
+    chunks: list[bytes] = []
+    eof: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        try:
+            data = os.read(read_fd, 1 << 16)
+        except BlockingIOError:
+            return
+        if data:
+            chunks.append(data)
+        else:
+            loop.remove_reader(read_fd)
+            if not eof.done():
+                eof.set_result(None)
+
+    os.set_blocking(read_fd, False)
+    loop.add_reader(read_fd, readable)
+    try:
+        await eof
+    finally:
+        loop.remove_reader(read_fd)
+    await _exited(proc)
+    return b"".join(chunks)
+
+
+async def _exited(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    if not hasattr(os, "pidfd_open"):
+        await asyncio.to_thread(proc.wait)
+        return
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(proc.pid)
+    done: asyncio.Future[None] = loop.create_future()
+
+    def exited() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, exited)
+    try:
+        await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+    proc.wait()
 
 
 def _kill_group(pid: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
 from pathlib import Path
 
 #: In-sandbox home (and work dir) when commands run under bubblewrap.
@@ -15,24 +14,23 @@ class PathEscapeError(ValueError):
     """A path that would reach outside the sandbox."""
 
 
-@dataclass(frozen=True)
 class SandboxPaths:
     """How one sandbox's paths look from inside and where they live on the host.
 
-    `roots` maps an in-sandbox directory to the host directory that backs it. With
-    bubblewrap the sandbox sees ``/home/daytona`` and ``/tmp``; without it, commands run on
-    the host and the sandbox home is reported under its real host path.
+    The sandbox's files live in `home` and `tmp` on the host. With bubblewrap (`isolated`) the
+    sandbox sees them as ``/home/daytona`` and ``/tmp``; without it, commands run on the host
+    and the sandbox home is reported under its real host path (and has no ``/tmp`` of its own).
     """
 
-    work_dir: str
-    roots: tuple[tuple[str, Path], ...]
-
-    @classmethod
-    def for_sandbox(cls, home: Path, tmp: Path, *, isolated: bool) -> SandboxPaths:
-        """Paths of a sandbox whose files live in `home` and `tmp` on the host."""
-        if isolated:
-            return cls(SANDBOX_HOME, ((SANDBOX_HOME, home), ("/tmp", tmp)))
-        return cls(str(home), ((str(home), home),))
+    def __init__(self, home: Path, tmp: Path, *, isolated: bool) -> None:
+        self.home = home
+        self.tmp = tmp
+        self.isolated = isolated
+        self.work_dir = SANDBOX_HOME if isolated else str(home)
+        self.roots: tuple[tuple[str, Path], ...] = (
+            ((SANDBOX_HOME, home), ("/tmp", tmp)) if isolated else ((str(home), home),)
+        )
+        self._real_roots = tuple(Path(os.path.realpath(b)) for _, b in self.roots)
 
     def absolute(self, path: str) -> str:
         """`path` made absolute (relative paths are relative to the work dir) and normalised."""
@@ -50,10 +48,12 @@ class SandboxPaths:
         """
         inside = self.absolute(path)
         for root, backing in self.roots:
-            if inside == root or inside.startswith(root.rstrip("/") + "/"):
+            if inside == root:
+                return backing
+            if inside.startswith(root.rstrip("/") + "/"):
                 candidate = backing / posixpath.relpath(inside, root)
                 real = Path(os.path.realpath(candidate))
-                if any(_within(real, Path(os.path.realpath(b))) for _, b in self.roots):
+                if any(_within(real, b) for b in self._real_roots):
                     return candidate
                 raise PathEscapeError(f"{path!r} resolves outside the sandbox")
         raise PathEscapeError(f"{path!r} is outside the sandbox (allowed: {self.allowed()})")

@@ -56,7 +56,7 @@ class LocalServer:
         isolation: IsolationMode = "auto",
         minute: float = 60.0,
         reaper_tick: float = 1.0,
-        default_exec_timeout: float = 360.0,
+        default_exec_timeout: float | None = None,
     ) -> None:
         self._ephemeral = data_dir is None
         self.data_dir = (

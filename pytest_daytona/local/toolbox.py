@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from .context import LOCAL, LocalContext, parse_body
 from .errors import ApiError, daemon_error
 from .records import SandboxRecord, State
+from .runner import parse_command
 from .sandboxfs import PathEscapeError, SandboxPaths
 
 PREFIX = "/toolbox/{sandboxId}"
@@ -72,36 +73,47 @@ async def work_dir(request: web.Request) -> web.Response:
 
 
 async def execute(request: web.Request) -> web.Response:
-    """``POST /process/execute``: run with ``sh -c``; combined output; 408 on timeout."""
+    """``POST /process/execute``: like Daytona's daemon, no shell: the command is split into
+    words and run directly; stdout and stderr combined; 408 on timeout (none by default)."""
     ctx = _ctx(request)
     body = await parse_body(request, ExecuteBody)
     record = _started(request)
+    argv = parse_command(body.command)
+    if not argv:
+        raise daemon_error(400, "empty command", "BAD_REQUEST")
     paths = ctx.paths(record)
     cwd = paths.absolute(body.cwd) if body.cwd else paths.work_dir
+    host_cwd: Path | None
     try:
-        host_cwd: Path | None = paths.host(cwd)
+        host_cwd = paths.host(cwd)
+        cwd_exists = host_cwd.is_dir()
     except PathEscapeError:
         if not ctx.runner.isolated:
             raise daemon_error(
                 400, f"cwd {cwd!r} is outside the sandbox", "INVALID_FILE_PATH"
             ) from None
-        host_cwd = None  # elsewhere on the read-only host file system; bwrap checks it
-    if host_cwd is not None and not host_cwd.is_dir():
-        raise daemon_error(400, f"cwd {cwd!r} is not a directory", "INVALID_FILE_PATH")
+        host_cwd = None
+        cwd_exists = os.path.isdir(cwd)  # elsewhere on the read-only host file system
+    if not cwd_exists:
+        return web.json_response(
+            {"exitCode": -1, "result": f"chdir {cwd}: no such file or directory"}
+        )
     timeout = body.timeout or ctx.default_exec_timeout
-    store = ctx.lifecycle.store
     outcome = await ctx.runner.run(
-        body.command,
-        home=store.home_dir(record.id),
-        tmp=store.tmp_dir(record.id),
+        argv,
+        paths=paths,
         cwd=cwd,
+        host_cwd=host_cwd,
         env={**record.env, **(body.envs or {})},
         timeout=timeout,
     )
     record.touch()
     if outcome.timed_out:
         raise daemon_error(
-            408, f"command execution timeout after {timeout:g}s", "PROCESS_EXECUTION_TIMEOUT"
+            408,
+            f"Command execution timed out after {timeout:g} seconds. The timeout can be "
+            "increased by adjusting the timeout parameter in the request.",
+            "PROCESS_EXECUTION_TIMEOUT",
         )
     return web.json_response({"exitCode": outcome.exit_code, "result": outcome.output})
 

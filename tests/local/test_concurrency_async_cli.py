@@ -42,7 +42,9 @@ def test_20_creates_from_threads_and_50_concurrent_execs(
 
         def run(i: int) -> tuple[int, str, int | None]:
             sb = sandboxes[i % 20]
-            result = sb.process.exec(f"echo {i}-$N; exit {i % 5}", env={"N": sb.labels["n"]})
+            result = sb.process.exec(
+                f'sh -c "echo {i}-$N; exit {i % 5}"', env={"N": sb.labels["n"]}
+            )
             return i, result.result, result.exit_code
 
         outcomes = list(pool.map(run, range(50)))
@@ -59,7 +61,7 @@ def test_async_sdk_through_every_operation(server: LocalServer) -> None:
             assert sb.state == SandboxState.STARTED
             assert (await d.get("async")).id == sb.id
             assert await sb.get_work_dir()
-            result = await sb.process.exec("echo async-$X", env={"X": "ok"})
+            result = await sb.process.exec('sh -c "echo async-$X"', env={"X": "ok"})
             assert (result.exit_code, result.result) == (0, "async-ok\n")
             await sb.fs.upload_file(b"async bytes", "f.bin")
             assert await sb.fs.download_file("f.bin") == b"async bytes"

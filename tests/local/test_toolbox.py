@@ -39,7 +39,8 @@ def test_isolation_mode_is_what_was_asked(iso_server: LocalServer, isolation: st
 def test_exec_exit_code_combined_output_env_cwd(iso_sandbox: Sandbox) -> None:
     iso_sandbox.fs.create_folder("sub/dir", "755")
     result = iso_sandbox.process.exec(
-        'printf "out:%s\\n" "$GREETING"; echo "err:$FROM_CREATE" >&2; basename "$PWD"; exit 7',
+        'sh -c \'printf "out:%s\\n" "$GREETING"; echo "err:$FROM_CREATE" >&2; '
+        'basename "$PWD"; exit 7\'',
         cwd="sub/dir",
         env={"GREETING": "héllo wörld $x 'q'"},
     )
@@ -56,15 +57,28 @@ def test_exec_does_not_leak_server_environment(
     assert "FROM_CREATE=yes" in env
 
 
-def test_exec_cwd_that_is_missing_is_a_clear_error(iso_sandbox: Sandbox) -> None:
-    with pytest.raises(DaytonaError, match="not a directory"):
-        iso_sandbox.process.exec("true", cwd="no/such/dir")
+def test_exec_runs_no_shell_like_daytonas_daemon(iso_sandbox: Sandbox) -> None:
+    """Words split at spaces, quotes group and are removed, nothing is expanded."""
+    result = iso_sandbox.process.exec("printf %s| $HOME \"a b\" 'c\"d' ''")
+    assert (result.exit_code, result.result) == (0, '$HOME|a b|c"d|')
+
+
+def test_exec_that_cannot_start_answers_exit_minus_one(iso_sandbox: Sandbox) -> None:
+    missing = iso_sandbox.process.exec("no-such-program-pytest-daytona")
+    assert missing.exit_code == -1
+    assert (
+        missing.result
+        == 'exec: "no-such-program-pytest-daytona": executable file not found in $PATH'
+    )
+    no_cwd = iso_sandbox.process.exec("true", cwd="no/such/dir")
+    assert no_cwd.exit_code == -1
+    assert "no/such/dir" in no_cwd.result
 
 
 def test_exec_timeout_kills_whole_process_group(iso_sandbox: Sandbox) -> None:
     marker = f"pd-timeout-{uuid.uuid4().hex}"
     with pytest.raises(DaytonaProcessExecutionTimeoutError) as info:
-        iso_sandbox.process.exec(f"sleep 300 & sleep 301 & echo {marker}; wait", timeout=1)
+        iso_sandbox.process.exec(f'sh -c "sleep 300 & sleep 301 & echo {marker}; wait"', timeout=1)
     assert info.value.status_code == 408
     assert info.value.code == "PROCESS_EXECUTION_TIMEOUT"
     # Nothing of the command survives: no sleeper from that command line is left on the host.
@@ -166,10 +180,10 @@ def test_bwrap_isolates_filesystem_tmp_and_pids(data_dir: Path) -> None:
             one, two = daytona.create(), daytona.create()
             denied = one.process.exec("touch /usr/pytest-daytona-probe")
             assert denied.exit_code != 0 and "Read-only file system" in denied.result
-            one.process.exec("echo mine > /tmp/private")
+            one.process.exec('sh -c "echo mine > /tmp/private"')
             assert one.process.exec("cat /tmp/private").result == "mine\n"  # /tmp persists
             assert two.process.exec("cat /tmp/private").exit_code != 0  # and is private
-            pids = one.process.exec("ls /proc | grep -c '^[0-9]'").result.strip()
+            pids = one.process.exec("sh -c \"ls /proc | grep -c '^[0-9]'\"").result.strip()
             assert int(pids) < 10  # its own PID namespace, not the host's processes
             # Other sandboxes' files (the server's data dir) are hidden from commands.
             peek = one.process.exec(f"ls {srv.data_dir / 'sandboxes' / two.id}")
