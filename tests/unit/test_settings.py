@@ -27,12 +27,6 @@ ENV_VARS = (
     "PYTEST_DAYTONA_BACKEND",
     "PYTEST_DAYTONA_REUSE",
 )
-CONFTEST = """
-from pytest_daytona.options import add_options
-
-def pytest_addoption(parser):
-    add_options(parser)
-"""
 NODE = "test_mod.py::test_x"
 MARK = f"@pytest.mark.daytona in {NODE}"
 SECRET = "dtn_0123456789abcdefSECRET"
@@ -64,8 +58,6 @@ def ini_path(pytester: pytest.Pytester) -> Path:
 
 @pytest.fixture
 def resolve(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Resolve:
-    pytester.makeconftest(CONFTEST)
-
     def run(spec: Run) -> Settings:
         pytester.makeini("[pytest]\n" + spec.ini)
         for name in ENV_VARS:
@@ -400,7 +392,6 @@ def test_signature_changes_with_each_sandbox_setting(name: str, value: object) -
 
 
 def test_options_and_ini_keys_are_registered(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(CONFTEST)
     result = pytester.runpytest("--help")
     assert result.ret == 0
     text = result.stdout.str()
@@ -412,7 +403,6 @@ def test_options_and_ini_keys_are_registered(pytester: pytest.Pytester) -> None:
 
 
 def test_backend_option_only_takes_its_choices(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest(CONFTEST)
     result = pytester.runpytest("--daytona-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--daytona-backend*invalid choice*cloud*"])

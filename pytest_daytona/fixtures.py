@@ -1,0 +1,98 @@
+"""The fixtures: `daytona_sandbox`, `daytona_session_sandbox`, `daytona_sandbox_factory`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .backend import BackendError
+from .lease import Scope
+from .sandbox import DaytonaSandbox
+from .session import SandboxSession
+from .settings import Settings, resolve_settings
+
+SESSION_KEY = pytest.StashKey[SandboxSession]()
+#: The merged ``@pytest.mark.daytona`` kwargs of an item and the settings they give.
+ITEM_SETTINGS_KEY = pytest.StashKey[tuple[dict[str, Any], Settings]]()
+
+
+def sandbox_session(config: pytest.Config) -> SandboxSession:
+    """This process's `SandboxSession` (set up by the plugin at configure time)."""
+    return config.stash[SESSION_KEY]
+
+
+def _item_settings(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Settings]:
+    node: pytest.Item = request.node
+    stashed = node.stash.get(ITEM_SETTINGS_KEY, None)
+    if stashed is not None:
+        return stashed
+    return {}, sandbox_session(request.config).settings
+
+
+def _acquire(session: SandboxSession, settings: Settings, scope: Scope) -> DaytonaSandbox:
+    try:
+        return session.acquire(settings, scope)
+    except BackendError as exc:
+        pytest.fail(f"pytest-daytona: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
+    """A fresh Daytona sandbox for this test, deleted when the test ends.
+
+    Settings come from ``@pytest.mark.daytona(...)`` on the test (or its class/module), then
+    ``--daytona-*`` options, env vars and ``daytona_*`` ini keys. Commands run in
+    ``sandbox.workspace``: ``sandbox.run("make test", check=True)``.
+    """
+    session = sandbox_session(request.config)
+    _, settings = _item_settings(request)
+    sandbox = _acquire(session, settings, "function")
+    try:
+        yield sandbox
+    finally:
+        session.release(sandbox.id)
+
+
+@pytest.fixture(scope="session")
+def daytona_session_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
+    """One Daytona sandbox shared by every test of the run, released at the end of the run.
+
+    It is stopped instead of deleted with ``--daytona-reuse``. Markers do not apply to it
+    (it is made once, from the run-wide settings).
+    """
+    session = sandbox_session(request.config)
+    sandbox = _acquire(session, session.settings, "session")
+    try:
+        yield sandbox
+    finally:
+        session.release(sandbox.id)
+
+
+@pytest.fixture
+def daytona_sandbox_factory(
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., DaytonaSandbox]]:
+    """Make more sandboxes in one test: ``make(**overrides)`` takes the same keys as the
+    ``daytona`` marker (``env=``, ``snapshot=``, ``cpu=`` ...) on top of the test's settings.
+    Every sandbox made is deleted when the test ends."""
+    session = sandbox_session(request.config)
+    marker_kwargs, _ = _item_settings(request)
+    made: list[str] = []
+
+    def make(**overrides: Any) -> DaytonaSandbox:
+        settings = resolve_settings(
+            request.config,
+            {**marker_kwargs, **overrides},
+            marker_origin=f"daytona_sandbox_factory in {request.node.nodeid}",
+        )
+        sandbox = _acquire(session, settings, "function")
+        made.append(sandbox.id)
+        return sandbox
+
+    try:
+        yield make
+    finally:
+        for sandbox_id in reversed(made):
+            session.release(sandbox_id)

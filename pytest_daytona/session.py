@@ -1,0 +1,93 @@
+"""The sandboxes one pytest process holds: leasing them, keeping their records, releasing them."""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from . import lease
+from .backend import Backend, BackendError
+from .lease import LeaseRecord, Scope
+from .sandbox import DaytonaSandbox
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from daytona import Sandbox
+
+
+@dataclass
+class Held:
+    """A sandbox this process leased and has not released yet."""
+
+    record: LeaseRecord
+    sdk: Sandbox
+    settings: Settings
+
+
+class SandboxSession:
+    """Per-process owner of the backend and of every lease, so that whatever happens (test
+    failure, Ctrl-C, a fixture teardown that never ran) each sandbox is released once."""
+
+    def __init__(self, settings: Settings, *, run_id: str | None = None, worker: str = "main"):
+        self.settings = settings
+        self.run_id = run_id or uuid.uuid4().hex
+        self.worker = worker
+        self.backend = Backend(settings)
+        self._held: dict[str, Held] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        atexit.register(self.close)
+
+    @property
+    def records(self) -> list[LeaseRecord]:
+        """Records of the sandboxes held now."""
+        with self._lock:
+            return [held.record for held in self._held.values()]
+
+    def acquire(self, settings: Settings, scope: Scope) -> DaytonaSandbox:
+        """Create a sandbox for `settings` and realize its workspace."""
+        if self._closed:
+            raise BackendError("the pytest-daytona session is closed")
+        client = self.backend.client()
+        labels = lease.build_labels(settings, run_id=self.run_id, worker=self.worker, scope=scope)
+        name = lease.new_name(self.run_id, self.worker)
+        sdk = lease.acquire(client, settings, labels, name)
+        record = LeaseRecord(
+            sandbox_id=sdk.id,
+            name=sdk.name,
+            workspace="",
+            scope=scope,
+            reuse=settings.reuse and scope == "session",
+            run_id=self.run_id,
+            worker=self.worker,
+            signature=settings.signature(),
+        )
+        with self._lock:
+            self._held[sdk.id] = Held(record, sdk, settings)
+        try:
+            record.workspace = lease.prepare(sdk, settings)
+        except BaseException:
+            with self._lock:
+                self._held.pop(sdk.id, None)
+            raise
+        return DaytonaSandbox(sdk, record.workspace, default_timeout=settings.timeout)
+
+    def release(self, sandbox_id: str) -> None:
+        """Release a held sandbox: stop it when it is to be reused, else delete it."""
+        with self._lock:
+            held = self._held.pop(sandbox_id, None)
+        if held is not None:
+            lease.release(held.sdk, held.settings, reuse=held.record.reuse)
+
+    def close(self) -> None:
+        """Release every sandbox still held, then close the backend (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        for record in self.records:
+            self.release(record.sandbox_id)
+        self.backend.close()
