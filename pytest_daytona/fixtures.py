@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from .backend import BackendError
-from .lease import Scope
+from .lease import LeaseRecord, Scope
 from .sandbox import DaytonaSandbox
 from .session import SandboxSession
 from .settings import Settings, resolve_settings
 
 SESSION_KEY = pytest.StashKey[SandboxSession]()
+#: `config.cache` key of the session sandbox kept with --daytona-reuse.
+REUSE_CACHE_KEY = "daytona/session-sandbox"
 #: The merged ``@pytest.mark.daytona`` kwargs of an item and the settings they give.
 ITEM_SETTINGS_KEY = pytest.StashKey[tuple[dict[str, Any], Settings]]()
 
@@ -31,9 +35,21 @@ def _item_settings(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Sett
     return {}, sandbox_session(request.config).settings
 
 
-def _acquire(session: SandboxSession, settings: Settings, scope: Scope) -> DaytonaSandbox:
+def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`extra` settings over `base` ones; ``env`` and ``labels`` dicts are merged key by key."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if key in ("env", "labels") and isinstance(value, Mapping):
+            value = {**merged.get(key, {}), **value}
+        merged[key] = value
+    return merged
+
+
+def _acquire(
+    session: SandboxSession, settings: Settings, scope: Scope, previous: LeaseRecord | None = None
+) -> DaytonaSandbox:
     try:
-        return session.acquire(settings, scope)
+        return session.resume_or_acquire(settings, scope, previous)
     except BackendError as exc:
         pytest.fail(f"pytest-daytona: {exc}", pytrace=False)
 
@@ -59,11 +75,21 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
 def daytona_session_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     """One Daytona sandbox shared by every test of the run, released at the end of the run.
 
-    It is stopped instead of deleted with ``--daytona-reuse``. Markers do not apply to it
-    (it is made once, from the run-wide settings).
+    With ``--daytona-reuse`` it is stopped instead of deleted, and the next run on this
+    machine resumes it (unless its settings changed: then it is replaced). Markers do not
+    apply to it (it is made once, from the run-wide settings).
     """
     session = sandbox_session(request.config)
-    sandbox = _acquire(session, session.settings, "session")
+    settings = session.settings
+    cache = request.config.cache if settings.reuse else None
+    previous = None
+    if cache is not None:
+        with contextlib.suppress(ValidationError):
+            previous = LeaseRecord.model_validate(cache.get(REUSE_CACHE_KEY, None))
+    sandbox = _acquire(session, settings, "session", previous)
+    record = session.record(sandbox.id)
+    if cache is not None and record is not None:
+        cache.set(REUSE_CACHE_KEY, record.model_dump(mode="json"))
     try:
         yield sandbox
     finally:
@@ -84,7 +110,7 @@ def daytona_sandbox_factory(
     def make(**overrides: Any) -> DaytonaSandbox:
         settings = resolve_settings(
             request.config,
-            {**marker_kwargs, **overrides},
+            merge_overrides(marker_kwargs, overrides),
             marker_origin=f"daytona_sandbox_factory in {request.node.nodeid}",
         )
         sandbox = _acquire(session, settings, "function")

@@ -223,10 +223,20 @@ def destroy(sandbox: Sandbox, settings: Settings) -> None:
         )
 
 
+def destroy_by_id(client: Daytona, settings: Settings, id_or_name: str) -> None:
+    """Delete a sandbox known only by id or name, if it exists."""
+    from daytona import DaytonaNotFoundError
+
+    try:
+        sandbox = client.get(id_or_name)
+    except DaytonaNotFoundError:
+        return
+    destroy(sandbox, settings)
+
+
 def _delete_by_name(client: Daytona, name: str, settings: Settings) -> None:
     with contextlib.suppress(Exception):
-        sandbox = client.get(name)
-        destroy(sandbox, settings)
+        destroy_by_id(client, settings, name)
 
 
 def _state(sandbox: Sandbox) -> str:

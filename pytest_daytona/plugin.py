@@ -12,6 +12,7 @@ from .fixtures import (
     daytona_sandbox,
     daytona_sandbox_factory,
     daytona_session_sandbox,
+    merge_overrides,
 )
 from .options import add_options
 from .session import SandboxSession
@@ -62,10 +63,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                         fix="write daytona(snapshot='...') rather than daytona('...')",
                     )
                 )
-            for key, value in marker.kwargs.items():
-                if key in ("env", "labels") and isinstance(value, dict):
-                    value = {**kwargs.get(key, {}), **value}
-                kwargs[key] = value
+            kwargs = merge_overrides(kwargs, marker.kwargs)
         try:
             settings = resolve_settings(config, kwargs, marker_origin=item.nodeid)
         except SettingsError as exc:

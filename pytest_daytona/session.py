@@ -15,7 +15,7 @@ from .sandbox import DaytonaSandbox
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from daytona import Sandbox
+    from daytona import Daytona, Sandbox
 
 
 @dataclass
@@ -49,12 +49,33 @@ class SandboxSession:
 
     def acquire(self, settings: Settings, scope: Scope) -> DaytonaSandbox:
         """Create a sandbox for `settings` and realize its workspace."""
-        if self._closed:
-            raise BackendError("the pytest-daytona session is closed")
-        client = self.backend.client()
+        client = self._client()
         labels = lease.build_labels(settings, run_id=self.run_id, worker=self.worker, scope=scope)
         name = lease.new_name(self.run_id, self.worker)
-        sdk = lease.acquire(client, settings, labels, name)
+        return self._hold(lease.acquire(client, settings, labels, name), settings, scope)
+
+    def resume_or_acquire(
+        self, settings: Settings, scope: Scope, previous: LeaseRecord | None
+    ) -> DaytonaSandbox:
+        """Resume the sandbox of `previous` when it still exists and was made with the same
+        settings; otherwise destroy it (if made differently) and acquire a new one."""
+        if previous is not None:
+            client = self._client()
+            if previous.signature == settings.signature():
+                sdk = lease.resume(client, settings, previous.sandbox_id)
+                if sdk is not None:
+                    return self._hold(sdk, settings, scope)
+            else:
+                lease.destroy_by_id(client, settings, previous.sandbox_id)
+        return self.acquire(settings, scope)
+
+    def _client(self) -> Daytona:
+        if self._closed:
+            raise BackendError("the pytest-daytona session is closed")
+        return self.backend.client()
+
+    def _hold(self, sdk: Sandbox, settings: Settings, scope: Scope) -> DaytonaSandbox:
+        """Track a started sandbox, then realize its workspace (deleting it if that fails)."""
         record = LeaseRecord(
             sandbox_id=sdk.id,
             name=sdk.name,
@@ -74,6 +95,12 @@ class SandboxSession:
                 self._held.pop(sdk.id, None)
             raise
         return DaytonaSandbox(sdk, record.workspace, default_timeout=settings.timeout)
+
+    def record(self, sandbox_id: str) -> LeaseRecord | None:
+        """The record of a held sandbox."""
+        with self._lock:
+            held = self._held.get(sandbox_id)
+        return held.record if held is not None else None
 
     def release(self, sandbox_id: str) -> None:
         """Release a held sandbox: stop it when it is to be reused, else delete it."""

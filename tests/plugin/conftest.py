@@ -1,0 +1,60 @@
+"""Fixtures for pytester runs of the plugin against a local server the outer test can inspect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_daytona.local import LocalServer
+
+ENV_VARS = (
+    "DAYTONA_API_KEY",
+    "DAYTONA_API_URL",
+    "DAYTONA_TARGET",
+    "PYTEST_DAYTONA_BACKEND",
+    "PYTEST_DAYTONA_REUSE",
+)
+
+RunInner = Callable[..., pytest.RunResult]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs see only the settings a test gives them."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    """A local server outside the inner run, so the test can read its counters afterwards."""
+    with LocalServer(tmp_path / "server-data") as srv:
+        yield srv
+
+
+@pytest.fixture
+def run_inner(
+    pytester: pytest.Pytester, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> RunInner:
+    """Run pytest in `pytester`'s directory against `server` (local backend, given URL)."""
+
+    def run(*args: str) -> pytest.RunResult:
+        monkeypatch.setenv("DAYTONA_API_KEY", server.token)
+        return pytester.runpytest(
+            "--daytona-backend",
+            "local",
+            "--daytona-api-url",
+            server.api_url,
+            "-p",
+            "no:cacheprovider",
+            *args,
+        )
+
+    return run
+
+
+def stats(server: LocalServer) -> dict[str, Any]:
+    return server.stats()
