@@ -124,6 +124,9 @@ class Lifecycle:
         if record.state in (State.DESTROYING, State.DESTROYED):
             return self.dto(record)
         await self._set(record, State.DESTROYING)
+        if not self.transition_delay:
+            await self._finish_delete(record)  # instant: gone before the answer, countable
+            return self.dto(record)
         snapshot = self.dto(record)
         self._spawn(self._finish_delete(record))
         return snapshot

@@ -262,7 +262,7 @@ def test_failing_test_still_releases_its_sandboxes(
 
 
 def test_interrupted_run_releases_its_sandboxes(
-    pytester: pytest.Pytester, server: LocalServer, run_inner: RunInner
+    pytester: pytest.Pytester, server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(
         """
@@ -273,7 +273,11 @@ def test_interrupted_run_releases_its_sandboxes(
             pass
         """
     )
-    result = run_inner()
+    monkeypatch.setenv("DAYTONA_API_KEY", server.token)
+    # In a subprocess: a KeyboardInterrupt in-process would reach the outer run (and xdist).
+    result = pytester.runpytest_subprocess(
+        "--daytona-backend", "local", "--daytona-api-url", server.api_url, "-p", "no:cacheprovider"
+    )
     assert result.ret == pytest.ExitCode.INTERRUPTED
     assert server.stats()["creates"] == 2
     assert server.stats()["live"] == 0
