@@ -5,12 +5,13 @@ from __future__ import annotations
 import atexit
 import threading
 import uuid
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import lease
 from .backend import Backend, BackendError
-from .lease import LeaseRecord, Scope
+from .lease import LeaseRecord, SandboxWarning, Scope
 from .sandbox import DaytonaSandbox
 from .settings import Settings
 
@@ -115,6 +116,14 @@ class SandboxSession:
             return
         self._closed = True
         atexit.unregister(self.close)
-        for record in self.records:
-            self.release(record.sandbox_id)
-        self.backend.close()
+        try:
+            for record in self.records:
+                try:
+                    self.release(record.sandbox_id)
+                except Exception as exc:  # one failed release must not strand the others
+                    warnings.warn(
+                        SandboxWarning(f"could not release sandbox {record.sandbox_id}: {exc}"),
+                        stacklevel=2,
+                    )
+        finally:
+            self.backend.close()

@@ -264,7 +264,7 @@ def resolve_settings(
 def describe_for_header(settings: Settings) -> str:
     """One line for pytest's report header: backend, URL, target, image/snapshot, reuse."""
     if settings.backend == "local":
-        where = "backend=local (embedded server)"
+        where = f"backend=local api_url={settings.api_url or '<embedded server>'}"
     else:
         where = (
             f"backend=daytona api_url={settings.api_url or '<SDK default>'}"

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_daytona.local import LocalServer
+from pytest_daytona.options import FIELD_SPECS
 
-ENV_VARS = (
-    "DAYTONA_API_KEY",
-    "DAYTONA_API_URL",
-    "DAYTONA_TARGET",
-    "PYTEST_DAYTONA_BACKEND",
-    "PYTEST_DAYTONA_REUSE",
-)
+#: Every env var the plugin reads.
+ENV_VARS = tuple(spec.env_var for spec in FIELD_SPECS.values() if spec.env_var)
 
 RunInner = Callable[..., pytest.RunResult]
 
@@ -54,7 +49,3 @@ def run_inner(
         )
 
     return run
-
-
-def stats(server: LocalServer) -> dict[str, Any]:
-    return server.stats()

@@ -170,3 +170,18 @@ def test_close_releases_everything_still_held(server: LocalServer) -> None:
     held.close()
     held.close()  # idempotent
     assert server.stats()["live"] == 0
+
+
+def test_close_warns_about_sandboxes_it_cannot_release(tmp_path: Any) -> None:
+    doomed = LocalServer(tmp_path / "doomed").start()
+    held = SandboxSession(make_settings(doomed))
+    try:
+        held.acquire(held.settings, "function")
+        held.acquire(held.settings, "function")
+    finally:
+        doomed.stop()  # the backend vanishes with two sandboxes still held
+    with pytest.warns(SandboxWarning, match="could not release sandbox") as caught:
+        held.close()
+    assert len([w for w in caught if "could not release" in str(w.message)]) == 2
+    assert held.records == []
+    assert not held.backend.started  # closed all the same

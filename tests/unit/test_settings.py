@@ -420,7 +420,7 @@ def test_header_line() -> None:
     )
     local = Settings(backend="local", snapshot="base")
     assert describe_for_header(local) == (
-        "daytona: backend=local (embedded server) snapshot=base reuse=off"
+        "daytona: backend=local api_url=<embedded server> snapshot=base reuse=off"
     )
 
 
