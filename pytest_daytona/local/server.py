@@ -31,8 +31,8 @@ log = logging.getLogger("pytest_daytona.local")
 T = TypeVar("T")
 
 NO_ISOLATION_NOTICE = (
-    "pytest-daytona local server: bubblewrap (bwrap) is not available, so sandbox commands run "
-    "as plain local processes with NO isolation from this machine (install bubblewrap to isolate)."
+    "pytest-daytona local server: {why}, so sandbox commands run as plain local processes "
+    "with NO isolation from this machine{fix}."
 )
 
 
@@ -96,7 +96,11 @@ class LocalServer:
         """Bind, start serving and start the reaper (in the running loop)."""
         bwrap = choose_bwrap(self.isolation)
         if bwrap is None:
-            log.warning(NO_ISOLATION_NOTICE)
+            if self.isolation == "none":
+                why, fix = "isolation 'none' was chosen", ""
+            else:
+                why, fix = "bubblewrap (bwrap) is not available", " (install bubblewrap to isolate)"
+            log.warning(NO_ISOLATION_NOTICE.format(why=why, fix=fix))
         store = Store(self.data_dir)
         sio_holder: list[Any] = []
 
