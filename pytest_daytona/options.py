@@ -10,7 +10,9 @@ import pytest
 IniType = Literal["string", "bool", "linelist"]
 
 #: Fields that hold one value for the whole run: a marker may not set them.
-RUN_WIDE = frozenset({"api_key", "api_url", "backend"})
+RUN_WIDE = frozenset(
+    {"api_key", "api_url", "backend", "reuse", "reuse_key", "fresh", "lock_timeout"}
+)
 #: Fields whose CLI/ini values are KEY=VALUE entries merged into a dict.
 DICT_FIELDS = frozenset({"env", "labels"})
 #: Fields where an explicitly empty value is an error rather than "unset".
@@ -108,6 +110,27 @@ _SPECS = (
         env_var="PYTEST_DAYTONA_REUSE",
     ),
     FieldSpec(
+        "reuse_key",
+        "Name of the reusable session sandbox, e.g. one per CI matrix cell "
+        "(default: the project directory's name).",
+        "use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        env_var="PYTEST_DAYTONA_REUSE_KEY",
+        metavar="KEY",
+    ),
+    FieldSpec(
+        "fresh",
+        "Destroy the reusable session sandbox of this reuse key and start from a new one.",
+        "pass true or false",
+        ini_type="bool",
+        env_var="PYTEST_DAYTONA_FRESH",
+    ),
+    FieldSpec(
+        "lock_timeout",
+        "Seconds a worker waits for another to set up the shared session sandbox (default 600).",
+        "pass a number of seconds greater than 0",
+        metavar="SECONDS",
+    ),
+    FieldSpec(
         "backend",
         "'daytona' (the cloud, default) or 'local' (the embedded server, no account needed).",
         "pass daytona or local",
@@ -150,7 +173,7 @@ def add_options(parser: pytest.Parser) -> None:
             parser.addini(spec.ini, spec.help, type=spec.ini_type, default=None)
         names = [spec.option]
         kwargs: dict[str, Any] = {"dest": spec.dest, "default": None}
-        if spec.name == "reuse":
+        if spec.ini_type == "bool":
             kwargs["action"] = "store_true"
         elif spec.name in DICT_FIELDS:
             kwargs.update(action="append", metavar=spec.metavar)

@@ -29,6 +29,10 @@ from .options import DICT_FIELDS, EMPTY_IS_ERROR, FIELD_SPECS, RUN_WIDE, FieldSp
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvKey = Annotated[str, StringConstraints(pattern=ENV_KEY_PATTERN)]
 LabelKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+#: A reuse key travels as a label value: keep it short and plain.
+ReuseKey = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+]
 
 _INT_FIELDS = (
     *("cpu", "memory", "disk", "gpu"),
@@ -65,6 +69,9 @@ class Settings(BaseModel):
     auto_archive_interval: int | None = Field(default=None, ge=0)
     auto_delete_interval: int | None = Field(default=None, ge=-1)
     reuse: bool = False
+    reuse_key: ReuseKey | None = None
+    fresh: bool = False
+    lock_timeout: float = Field(default=600.0, gt=0, le=86400, allow_inf_nan=False)
     backend: Literal["daytona", "local"] = "daytona"
     workspace: str = "pytest-workspace"
     labels: dict[LabelKey, str] = Field(default_factory=dict)
@@ -72,7 +79,7 @@ class Settings(BaseModel):
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("api_key", "api_url", "target", "language", mode="before")
+    @field_validator("api_key", "api_url", "target", "language", "reuse_key", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str):
@@ -395,6 +402,8 @@ def _problem(
     source = sources.get(name, "default")
     value = None if name == "api_key" else repr(chosen.get(name))
     message = _NAMED_ERRORS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+    if name == "reuse_key" and err["type"] == "string_pattern_mismatch":
+        message = "is not a valid reuse key"
     message = message.replace("Input should be ", "must be ", 1)
     fix = spec.fix
     if name in DICT_FIELDS and len(loc) > 1:

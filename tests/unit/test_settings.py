@@ -101,8 +101,13 @@ LAYERED = [
             ("t-ini", "t-env", "t-cli", "t-mk")),
     Layered("cpu", "1", None, ["--daytona-cpu", "2"], 3, (1, 2, 3)),
     Layered("timeout", "10", None, ["--daytona-timeout=20.5"], 30, (10.0, 20.5, 30.0)),
-    Layered("reuse", "true", ("PYTEST_DAYTONA_REUSE", "0"), ["--daytona-reuse"], False,
-            (True, False, True, False)),
+    Layered("reuse", "true", ("PYTEST_DAYTONA_REUSE", "0"), ["--daytona-reuse"], None,
+            (True, False, True)),
+    Layered("reuse_key", "ini-key", ("PYTEST_DAYTONA_REUSE_KEY", "env-key"),
+            ["--daytona-reuse-key", "cli-key"], None, ("ini-key", "env-key", "cli-key")),
+    Layered("fresh", "false", ("PYTEST_DAYTONA_FRESH", "1"), ["--daytona-fresh"], None,
+            (False, True, True)),
+    Layered("lock_timeout", "5", None, ["--daytona-lock-timeout=7.5"], None, (5.0, 7.5)),
     Layered("backend", "local", ("PYTEST_DAYTONA_BACKEND", "daytona"),
             ["--daytona-backend=local"], None, ("local", "daytona", "local")),
     Layered("api_url", "http://ini.test", ("DAYTONA_API_URL", "http://env.test"),
@@ -278,8 +283,17 @@ INVALID = [
     (Run(marker={"cpus": 2}),
      f"cpus (from {MARK}): is not a pytest-daytona setting; fix: did you mean 'cpu'? the marker "
      "takes target, snapshot, image, language, timeout, cpu, memory, disk, gpu, "
-     "auto_stop_interval, auto_archive_interval, auto_delete_interval, reuse, workspace, "
+     "auto_stop_interval, auto_archive_interval, auto_delete_interval, workspace, "
      "labels, env"),
+    (Run(["--daytona-reuse-key", "has space"]),
+     "daytona_reuse_key = 'has space' (from --daytona-reuse-key): is not a valid reuse key; "
+     "fix: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+    (Run(["--daytona-lock-timeout", "0"]),
+     "daytona_lock_timeout = '0' (from --daytona-lock-timeout): must be greater than 0; "
+     "fix: pass a number of seconds greater than 0"),
+    (Run(marker={"reuse": True}),
+     f"daytona_reuse (from {MARK}): cannot be set in a marker; fix: set it for the whole run "
+     "with --daytona-reuse or env PYTEST_DAYTONA_REUSE"),
     (Run(marker={"backend": "local"}),
      f"daytona_backend (from {MARK}): cannot be set in a marker; fix: set it for the whole run "
      "with --daytona-backend or env PYTEST_DAYTONA_BACKEND"),
