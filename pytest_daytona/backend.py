@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .settings import Settings, missing_api_key_message
@@ -24,11 +26,23 @@ class BackendError(Exception):
 
 class Backend:
     """Lazily builds the SDK client (and the local server) the first time a sandbox is needed,
-    so a run that uses no sandbox pays neither the SDK import nor a server start."""
+    so a run that uses no sandbox pays neither the SDK import nor a server start.
 
-    def __init__(self, settings: Settings) -> None:
+    `connection` (URL, token) points an xdist worker at the server its controller started;
+    `data_dir` keeps the embedded server's sandboxes across runs (for reuse).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connection: tuple[str, str] | None = None,
+        data_dir: Path | None = None,
+    ) -> None:
         self.settings = settings
-        self._lock = threading.Lock()
+        self._connection = connection
+        self._data_dir = data_dir
+        self._lock = threading.RLock()
         self._client: Daytona | None = None
         self._server: LocalServer | None = None
 
@@ -39,7 +53,9 @@ class Backend:
 
     @property
     def api_url(self) -> str | None:
-        """The URL sandboxes are requested from (None: the SDK's default, not yet resolved)."""
+        """The URL sandboxes are requested from (None: the SDK's default)."""
+        if self._connection is not None:
+            return self._connection[0]
         if self._server is not None:
             return self._server.api_url
         return self.settings.api_url
@@ -47,6 +63,32 @@ class Backend:
     @property
     def server(self) -> LocalServer | None:
         """The embedded server this process started, if any."""
+        return self._server
+
+    @property
+    def embedded(self) -> bool:
+        """Whether sandboxes come from an embedded server of this run."""
+        return self.settings.backend == "local" and self.settings.api_url is None
+
+    def connection(self) -> tuple[str, str]:
+        """URL and token of the embedded server, started now if need be (for xdist workers)."""
+        with self._lock:
+            if self._connection is None:
+                server = self._start_server()
+                self._connection = (server.api_url, server.token)
+            return self._connection
+
+    def _start_server(self) -> LocalServer:
+        if self._server is None:
+            from .local import DataDirBusyError, LocalServer
+
+            try:
+                self._server = LocalServer(self._data_dir).start()
+            except DataDirBusyError as exc:
+                warnings.warn(
+                    f"pytest-daytona: {exc}; this run keeps no sandbox after it ends", stacklevel=2
+                )
+                self._server = LocalServer().start()
         return self._server
 
     def client(self) -> Daytona:
@@ -60,11 +102,8 @@ class Backend:
         settings = self.settings
         api_url, api_key = settings.api_url, settings.api_key
         key = api_key.get_secret_value() if api_key is not None else None
-        if settings.backend == "local" and api_url is None:
-            from .local import LocalServer
-
-            self._server = LocalServer().start()
-            api_url, key = self._server.api_url, self._server.token
+        if self._connection is not None or self.embedded:
+            api_url, key = self.connection()
         elif settings.backend == "local" and key is None:
             raise BackendError(
                 f"--daytona-backend local with --daytona-api-url {api_url} needs that server's "

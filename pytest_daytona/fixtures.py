@@ -7,17 +7,14 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from .backend import BackendError
-from .lease import LeaseRecord, Scope
+from .coordination import CoordinationError
 from .sandbox import DaytonaSandbox
 from .session import SandboxSession
 from .settings import Settings, resolve_settings
 
 SESSION_KEY = pytest.StashKey[SandboxSession]()
-#: `config.cache` key of the session sandbox kept with --daytona-reuse.
-REUSE_CACHE_KEY = "daytona/session-sandbox"
 #: The merged ``@pytest.mark.daytona`` kwargs of an item and the settings they give.
 ITEM_SETTINGS_KEY = pytest.StashKey[tuple[dict[str, Any], Settings]]()
 
@@ -45,12 +42,12 @@ def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[s
     return merged
 
 
-def _acquire(
-    session: SandboxSession, settings: Settings, scope: Scope, previous: LeaseRecord | None = None
-) -> DaytonaSandbox:
+@contextlib.contextmanager
+def _backend_errors_fail_the_test() -> Iterator[None]:
+    """A backend that cannot be reached fails the test that wanted a sandbox, not the run."""
     try:
-        return session.resume_or_acquire(settings, scope, previous)
-    except BackendError as exc:
+        yield
+    except (BackendError, CoordinationError) as exc:
         pytest.fail(f"pytest-daytona: {exc}", pytrace=False)
 
 
@@ -64,7 +61,8 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     """
     session = sandbox_session(request.config)
     _, settings = _item_settings(request)
-    sandbox = _acquire(session, settings, "function")
+    with _backend_errors_fail_the_test():
+        sandbox = session.acquire(settings)
     try:
         yield sandbox
     finally:
@@ -72,28 +70,17 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
 
 
 @pytest.fixture(scope="session")
-def daytona_session_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
+def daytona_session_sandbox(request: pytest.FixtureRequest) -> DaytonaSandbox:
     """One Daytona sandbox shared by every test of the run, released at the end of the run.
 
-    With ``--daytona-reuse`` it is stopped instead of deleted, and the next run on this
-    machine resumes it (unless its settings changed: then it is replaced). Markers do not
-    apply to it (it is made once, from the run-wide settings).
+    Under pytest-xdist all workers share it. With ``--daytona-reuse`` it is stopped instead
+    of deleted, and the next run (here or on another machine, same reuse key) resumes it,
+    unless its settings changed: then it is replaced. Markers do not apply to it (it is made
+    once, from the run-wide settings).
     """
     session = sandbox_session(request.config)
-    settings = session.settings
-    cache = request.config.cache if settings.reuse else None
-    previous = None
-    if cache is not None:
-        with contextlib.suppress(ValidationError):
-            previous = LeaseRecord.model_validate(cache.get(REUSE_CACHE_KEY, None))
-    sandbox = _acquire(session, settings, "session", previous)
-    record = session.record(sandbox.id)
-    if cache is not None and record is not None:
-        cache.set(REUSE_CACHE_KEY, record.model_dump(mode="json"))
-    try:
-        yield sandbox
-    finally:
-        session.release(sandbox.id)
+    with _backend_errors_fail_the_test():
+        return session.session_sandbox(getattr(request.config, "cache", None))
 
 
 @pytest.fixture
@@ -113,7 +100,8 @@ def daytona_sandbox_factory(
             merge_overrides(marker_kwargs, overrides),
             marker_origin=f"daytona_sandbox_factory in {request.node.nodeid}",
         )
-        sandbox = _acquire(session, settings, "function")
+        with _backend_errors_fail_the_test():
+            sandbox = session.acquire(settings)
         made.append(sandbox.id)
         return sandbox
 

@@ -165,7 +165,7 @@ def resume(client: Daytona, settings: Settings, sandbox_id: str) -> Sandbox | No
 
 def ensure_started(sandbox: Sandbox, settings: Settings) -> None:
     """Start, recover or wait for a sandbox so that it is ``started``."""
-    state = _state(sandbox)
+    state = state_of(sandbox)
     if state == "started":
         return
     timeout = _seconds(settings)
@@ -195,7 +195,7 @@ def release(sandbox: Sandbox, settings: Settings, *, reuse: bool) -> None:
     if not reuse:
         destroy(sandbox, settings)
         return
-    if _state(sandbox) == "stopped":
+    if state_of(sandbox) == "stopped":
         return
     try:
         off_main_thread(lambda: sandbox.stop(_seconds(settings)))
@@ -239,6 +239,7 @@ def _delete_by_name(client: Daytona, name: str, settings: Settings) -> None:
         destroy_by_id(client, settings, name)
 
 
-def _state(sandbox: Sandbox) -> str:
+def state_of(sandbox: Sandbox) -> str:
+    """The state of `sandbox` as a plain string (e.g. ``"started"``)."""
     state = sandbox.state
     return str(getattr(state, "value", state))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .backend import Backend
+from .coordination import RunDir
 from .fixtures import (
     ITEM_SETTINGS_KEY,
     SESSION_KEY,
@@ -20,6 +25,8 @@ from .settings import Problem, SettingsError, describe_for_header, resolve_setti
 
 __all__ = ["daytona_sandbox", "daytona_sandbox_factory", "daytona_session_sandbox"]
 
+RUN_DIR_KEY = "pytest_daytona_run_dir"
+CONNECTION_KEY = "pytest_daytona_connection"
 MARKER_HELP = (
     "daytona(**settings): settings for this test's Daytona sandboxes, e.g. "
     "daytona(snapshot='my-snap', env={'A': '1'}, cpu=2); same names as the daytona_* ini keys"
@@ -37,12 +44,52 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve_settings(config)
     except SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
-    config.stash[SESSION_KEY] = SandboxSession(
-        settings,
-        run_id=workerinput.get("testrunuid"),
-        worker=str(workerinput.get("workerid", "main")),
-    )
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    reuse_key = settings.reuse_key or default_reuse_key(config.rootpath)
+    if workerinput is not None:  # an xdist worker: join the controller's run
+        connection = workerinput.get(CONNECTION_KEY)
+        session = SandboxSession(
+            settings,
+            RunDir(Path(workerinput[RUN_DIR_KEY])),
+            run_id=str(workerinput["testrunuid"]),
+            worker=str(workerinput["workerid"]),
+            reuse_key=reuse_key,
+            backend=Backend(settings, connection=tuple(connection) if connection else None),
+        )
+    else:  # the only process, or the xdist controller
+        run_id = uuid.uuid4().hex
+        if config.pluginmanager.hasplugin("xdist") and hasattr(config.option, "testrunuid"):
+            # Make xdist use our run id as its testrun_uid, so both name the same run.
+            config.option.testrunuid = config.option.testrunuid or run_id
+            run_id = config.option.testrunuid
+        data_dir = None
+        cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+        if settings.reuse and cache is not None:
+            data_dir = cache.mkdir("daytona-local-server")
+        session = SandboxSession(
+            settings,
+            RunDir.create(run_id),
+            run_id=run_id,
+            reuse_key=reuse_key,
+            backend=Backend(settings, data_dir=data_dir),
+        )
+    config.stash[SESSION_KEY] = session
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: tell each worker where the run's records are and, for the embedded
+    server, how to reach the one server all workers share."""
+    session = node.config.stash[SESSION_KEY]
+    node.workerinput[RUN_DIR_KEY] = str(session.run_dir.path)
+    if session.backend.embedded:
+        node.workerinput[CONNECTION_KEY] = list(session.backend.connection())
+
+
+def default_reuse_key(rootpath: Path) -> str:
+    """The project directory's name, made fit for a label value."""
+    key = re.sub(r"[^A-Za-z0-9._-]", "-", rootpath.name).lstrip("._-")[:63]
+    return key or "default"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -81,9 +128,16 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Release whatever fixtures did not (an interrupted run), stop the local server."""
+    """Release what this process holds; the controller (or the only process) then releases
+    the session sandbox and what crashed workers left, and stops the local server."""
     sandbox_session = session.config.stash.get(SESSION_KEY, None)
-    if sandbox_session is not None:
+    if sandbox_session is None:
+        return
+    try:
+        sandbox_session.release_held()
+        if not hasattr(session.config, "workerinput"):
+            sandbox_session.finish_run()
+    finally:
         sandbox_session.close()
 
 

@@ -1,5 +1,5 @@
 """The embedded local backend: a server that speaks the Daytona API to the unmodified SDK."""
 
-from .server import LocalServer, serve_forever
+from .server import DataDirBusyError, LocalServer, serve_forever
 
-__all__ = ["LocalServer", "serve_forever"]
+__all__ = ["DataDirBusyError", "LocalServer", "serve_forever"]

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import filelock
 from aiohttp import web
 
 from .app import build_app, stats
@@ -34,6 +35,10 @@ NO_ISOLATION_NOTICE = (
     "pytest-daytona local server: {why}, so sandbox commands run as plain local processes "
     "with NO isolation from this machine{fix}."
 )
+
+
+class DataDirBusyError(RuntimeError):
+    """Another running server uses the data dir (two would corrupt each other's state)."""
 
 
 class LocalServer:
@@ -76,6 +81,7 @@ class LocalServer:
         self._sio: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._dir_lock: filelock.BaseFileLock | None = None
 
     def __repr__(self) -> str:
         return f"LocalServer(api_url={self.api_url!r}, data_dir={str(self.data_dir)!r})"
@@ -94,6 +100,15 @@ class LocalServer:
 
     async def start_async(self) -> None:
         """Bind, start serving and start the reaper (in the running loop)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        dir_lock = filelock.FileLock(self.data_dir / ".server.lock")
+        try:
+            dir_lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise DataDirBusyError(
+                f"the local server data dir {self.data_dir} is in use by another server"
+            ) from None
+        self._dir_lock = dir_lock
         bwrap = choose_bwrap(self.isolation)
         if bwrap is None:
             if self.isolation == "none":
@@ -145,6 +160,9 @@ class LocalServer:
         if self._runner is not None:
             await self._runner.cleanup()
         self._ctx = self._runner = self._sio = None
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
         if self._ephemeral:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

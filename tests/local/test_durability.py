@@ -10,9 +10,10 @@ import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, DaytonaNotFoundError
 from daytona_api_client import SandboxState
 
+from pytest_daytona._files import atomic_write
 from pytest_daytona.local import LocalServer
 from pytest_daytona.local.records import SandboxRecord, State
-from pytest_daytona.local.store import STATE_FILE, Store, atomic_write
+from pytest_daytona.local.store import STATE_FILE, Store
 
 from .conftest import close_client
 

@@ -165,8 +165,14 @@ def test_embedded_server_is_started_in_process_and_stopped(pytester: pytest.Pyte
         @pytest.hookimpl(tryfirst=True)
         def pytest_sessionfinish(session):
             backend = session.config.stash[SESSION_KEY].backend
-            with open("stats.json", "w") as fh:
-                json.dump({"url": backend.api_url, **backend.server.stats()}, fh)
+            stop_server = backend.close
+
+            def record_then_close():  # the last moment the server still runs
+                with open("stats.json", "w") as fh:
+                    json.dump({"url": backend.api_url, **backend.server.stats()}, fh)
+                stop_server()
+
+            backend.close = record_then_close
         """
     )
     pytester.makepyfile(

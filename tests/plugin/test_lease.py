@@ -1,14 +1,18 @@
-"""The driver's lease semantics, exercised on a local server through the real SDK."""
+"""The driver's lease semantics and cross-run reuse, on a local server through the real SDK."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from daytona import DaytonaError
+from daytona import Daytona, DaytonaConfig, DaytonaError
 
-from pytest_daytona.lease import LeaseError, LeaseRecord, SandboxWarning
+from pytest_daytona import lease
+from pytest_daytona.coordination import RunDir
+from pytest_daytona.lease import LeaseError, SandboxWarning
 from pytest_daytona.local import LocalServer
 from pytest_daytona.session import SandboxSession
 from pytest_daytona.settings import Settings
@@ -20,9 +24,29 @@ def make_settings(server: LocalServer, **values: Any) -> Settings:
     )
 
 
+class FakeCache:
+    """The two methods of pytest's `config.cache` a session uses."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, object] = {}
+
+    def get(self, key: str, default: object) -> object:
+        return self.data.get(key, default)
+
+    def set(self, key: str, value: object) -> None:
+        self.data[key] = value
+
+
+def new_session(settings: Settings, tmp_path: Path, **kwargs: Any) -> SandboxSession:
+    run_id = uuid.uuid4().hex
+    return SandboxSession(
+        settings, RunDir.create(run_id, tmp_path / "runs"), run_id=run_id, **kwargs
+    )
+
+
 @pytest.fixture
-def session(server: LocalServer) -> Iterator[SandboxSession]:
-    held = SandboxSession(make_settings(server), run_id="run-under-test")
+def session(server: LocalServer, tmp_path: Path) -> Iterator[SandboxSession]:
+    held = new_session(make_settings(server), tmp_path)
     yield held
     held.close()
 
@@ -36,37 +60,47 @@ def deleted(server: LocalServer, sandbox_id: str) -> bool:
     return states(server).get(sandbox_id) in (None, "destroying", "destroyed")
 
 
-def test_release_stops_when_reusable_and_deletes_otherwise(
-    server: LocalServer, session: SandboxSession
-) -> None:
-    reusable = session.acquire(make_settings(server, reuse=True), "session")
-    disposable = session.acquire(make_settings(server, reuse=True), "function")
-    plain = session.acquire(make_settings(server), "session")
-    for sandbox in (reusable, disposable, plain):
-        session.release(sandbox.id)
-    assert states(server) == {reusable.id: "stopped"}
+def one_run(server: LocalServer, tmp_path: Path, cache: FakeCache, **values: Any) -> str:
+    """A whole run using the session sandbox with reuse; returns the sandbox id."""
+    held = new_session(make_settings(server, reuse=True, **values), tmp_path, reuse_key="k")
+    try:
+        sandbox = held.session_sandbox(cache)  # type: ignore[arg-type]
+        assert sandbox.run("echo ok").stdout == "ok\n"
+        held.finish_run()
+    finally:
+        held.close()
+    return sandbox.id
+
+
+def test_release_stops_when_reusable_and_deletes_otherwise(server: LocalServer) -> None:
+    settings = make_settings(server)
+    client = Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url))
+    kept, gone = client.create(), client.create()
+    lease.release(kept, settings, reuse=True)
+    lease.release(gone, settings, reuse=False)
+    assert states(server) == {kept.id: "stopped"}
 
 
 def test_labels_and_unique_names(server: LocalServer, session: SandboxSession) -> None:
     settings = make_settings(server, labels={"team": "qa"})
-    one, two = session.acquire(settings, "function"), session.acquire(settings, "function")
-    assert one.name != two.name and one.name.startswith("pytest-run-unde-main-")
+    one, two = session.acquire(settings), session.acquire(settings)
+    assert one.name != two.name and one.name.startswith(f"pytest-{session.run_id[:8]}-main-")
     labels = one.sdk.labels
     assert labels["team"] == "qa"
-    assert labels["pytest-daytona-run-id"] == "run-under-test"
+    assert labels["pytest-daytona-run-id"] == session.run_id
     assert labels["pytest-daytona-worker"] == "main"
     assert labels["pytest-daytona-scope"] == "function"
     assert labels["pytest-daytona-reuse"] == "false"
     assert labels["pytest-daytona-signature"] == settings.signature()
 
 
-def test_stop_failure_on_release_deletes_instead(
-    server: LocalServer, session: SandboxSession
-) -> None:
-    sandbox = session.acquire(make_settings(server, reuse=True), "session")
+def test_stop_failure_on_release_deletes_instead(server: LocalServer) -> None:
+    settings = make_settings(server)
+    client = Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url))
+    sandbox = client.create()
     server.inject_fault("POST /sandbox/{sandboxIdOrName}/stop", 500)
     with pytest.warns(SandboxWarning, match="deleting it"):
-        session.release(sandbox.id)
+        lease.release(sandbox, settings, reuse=True)
     assert deleted(server, sandbox.id)
     assert server.stats()["by_route"]["DELETE /sandbox/{sandboxIdOrName}"] == 1
 
@@ -76,18 +110,19 @@ def test_setup_failure_after_create_deletes_the_sandbox(
 ) -> None:
     server.inject_fault("POST /files/folder", 500)
     with pytest.raises(DaytonaError):
-        session.acquire(make_settings(server), "function")
+        session.acquire(session.settings)
     assert server.stats()["creates"] == 1
     assert server.stats()["live"] == 0
     assert session.records == []
+    assert session.run_dir.leftover_leases() == []
 
 
-def test_create_that_fails_half_way_is_found_by_name_and_deleted(tmp_path: Any) -> None:
+def test_create_that_fails_half_way_is_found_by_name_and_deleted(tmp_path: Path) -> None:
     with LocalServer(tmp_path / "slow", transition_delay=3) as slow:
-        held = SandboxSession(make_settings(slow, timeout=1))
+        held = new_session(make_settings(slow, timeout=1), tmp_path)
         try:
             with pytest.raises(DaytonaError):
-                held.acquire(held.settings, "function")
+                held.acquire(held.settings)
             assert slow.stats()["creates"] == 1
             assert all(deleted(slow, sandbox_id) for sandbox_id in states(slow))
             assert slow.stats()["by_route"]["DELETE /sandbox/{sandboxIdOrName}"] == 1
@@ -95,89 +130,133 @@ def test_create_that_fails_half_way_is_found_by_name_and_deleted(tmp_path: Any) 
             held.close()
 
 
-def _record(sandbox_id: str, settings: Settings) -> LeaseRecord:
-    return LeaseRecord(
-        sandbox_id=sandbox_id,
-        name="previous",
-        workspace="",
-        scope="session",
-        reuse=True,
-        run_id="earlier-run",
-        worker="main",
-        signature=settings.signature(),
-    )
+def test_reuse_resumes_the_stopped_sandbox(server: LocalServer, tmp_path: Path) -> None:
+    cache = FakeCache()
+    first = one_run(server, tmp_path, cache)
+    assert states(server) == {first: "stopped"}
+    assert cache.data == {"daytona/reuse/k": first}
+    second = one_run(server, tmp_path, cache)
+    assert second == first
+    assert server.stats()["creates"] == 1
+    assert server.stats()["by_route"]["POST /sandbox/{sandboxIdOrName}/start"] == 1
+    assert states(server) == {first: "stopped"}
+
+
+def test_reuse_finds_the_sandbox_by_labels_without_the_cache(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    """Another machine: nothing cached, the sandbox is found through the API by its labels."""
+    first = one_run(server, tmp_path, FakeCache())
+    assert one_run(server, tmp_path / "elsewhere", FakeCache()) == first
+    assert server.stats()["creates"] == 1
 
 
 def test_resume_of_a_missing_sandbox_acquires_a_new_one(
-    server: LocalServer, session: SandboxSession
+    server: LocalServer, tmp_path: Path
 ) -> None:
-    settings = make_settings(server, reuse=True)
-    sandbox = session.resume_or_acquire(settings, "session", _record("gone-long-ago", settings))
+    cache = FakeCache()
+    cache.set("daytona/reuse/k", "gone-long-ago")
+    new = one_run(server, tmp_path, cache)
     assert server.stats()["creates"] == 1
-    assert states(server) == {sandbox.id: "started"}
+    assert cache.data["daytona/reuse/k"] == new
 
 
-def test_resume_starts_a_stopped_sandbox(server: LocalServer, session: SandboxSession) -> None:
-    settings = make_settings(server, reuse=True)
-    first = session.acquire(settings, "session")
-    session.release(first.id)
-    again = session.resume_or_acquire(settings, "session", _record(first.id, settings))
-    assert again.id == first.id
-    assert server.stats()["creates"] == 1
-    assert states(server) == {first.id: "started"}
-    assert again.run("echo resumed").stdout == "resumed\n"
-
-
-def test_resume_with_changed_settings_replaces_the_sandbox(
-    server: LocalServer, session: SandboxSession
+def test_reuse_with_changed_settings_replaces_the_sandbox(
+    server: LocalServer, tmp_path: Path
 ) -> None:
-    old_settings = make_settings(server, reuse=True)
-    old = session.acquire(old_settings, "session")
-    session.release(old.id)
-    new_settings = make_settings(server, reuse=True, env={"CHANGED": "1"})
-    new = session.resume_or_acquire(new_settings, "session", _record(old.id, old_settings))
-    assert new.id != old.id
+    cache = FakeCache()
+    old = one_run(server, tmp_path, cache)
+    new = one_run(server, tmp_path, cache, env={"CHANGED": "1"})
+    assert new != old
     assert server.stats()["creates"] == 2
-    assert deleted(server, old.id)
+    assert deleted(server, old)
+    assert states(server)[new] == "stopped"
 
 
-def test_resume_recovers_a_recoverable_error(server: LocalServer, session: SandboxSession) -> None:
-    settings = make_settings(server, reuse=True)
-    first = session.acquire(settings, "session")
-    session.release(first.id)
-    server.force_error(first.id, recoverable=True, reason="runner restarted")
-    again = session.resume_or_acquire(settings, "session", _record(first.id, settings))
-    assert again.id == first.id
+def test_fresh_destroys_the_old_sandbox(server: LocalServer, tmp_path: Path) -> None:
+    cache = FakeCache()
+    old = one_run(server, tmp_path, cache)
+    new = one_run(server, tmp_path, cache, fresh=True)
+    assert new != old and deleted(server, old)
+    assert server.stats()["creates"] == 2
+
+
+def test_reuse_recovers_a_recoverable_error(server: LocalServer, tmp_path: Path) -> None:
+    cache = FakeCache()
+    first = one_run(server, tmp_path, cache)
+    server.force_error(first, recoverable=True, reason="runner restarted")
+    assert one_run(server, tmp_path, cache) == first
     assert server.stats()["by_route"]["POST /sandbox/{sandboxIdOrName}/recover"] == 1
-    assert states(server) == {first.id: "started"}
 
 
-def test_unrecoverable_error_is_a_clear_error(server: LocalServer, session: SandboxSession) -> None:
-    settings = make_settings(server, reuse=True)
-    first = session.acquire(settings, "session")
-    session.release(first.id)
-    server.force_error(first.id, recoverable=False, reason="disk lost")
-    with pytest.raises(LeaseError, match=f"{first.id}.*unrecoverable error state: disk lost"):
-        session.resume_or_acquire(settings, "session", _record(first.id, settings))
+def test_unrecoverable_error_is_a_clear_error(server: LocalServer, tmp_path: Path) -> None:
+    cache = FakeCache()
+    first = one_run(server, tmp_path, cache)
+    server.force_error(first, recoverable=False, reason="disk lost")
+    with pytest.raises(LeaseError, match=f"{first}.*unrecoverable error state: disk lost.*fresh"):
+        one_run(server, tmp_path, cache)
     assert server.stats()["creates"] == 1
 
 
-def test_close_releases_everything_still_held(server: LocalServer) -> None:
-    held = SandboxSession(make_settings(server))
+def test_a_sandbox_claimed_by_a_running_run_is_not_shared(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    settings = make_settings(server, reuse=True)
+    one = new_session(settings, tmp_path, reuse_key="k")
+    two = new_session(settings, tmp_path, reuse_key="k")
+    try:
+        first = one.session_sandbox(FakeCache())  # type: ignore[arg-type]
+        second = two.session_sandbox(FakeCache())  # type: ignore[arg-type]
+        assert first.id != second.id
+        assert second.sdk.labels["pytest-daytona-claimed-by"] == two.run_id
+        one.finish_run()
+        two.finish_run()
+    finally:
+        one.close()
+        two.close()
+    assert sorted(states(server).values()) == ["stopped", "stopped"]
+    assert all("pytest-daytona-claimed-by" not in sb.labels for sb in claimed_list(server))
+
+
+def claimed_list(server: LocalServer) -> list[Any]:
+    client = Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url))
+    return list(client.list())
+
+
+def test_close_releases_everything_still_held(server: LocalServer, tmp_path: Path) -> None:
+    held = new_session(make_settings(server), tmp_path)
     for _ in range(3):
-        held.acquire(held.settings, "function")
+        held.acquire(held.settings)
     assert server.stats()["live"] == 3
+    assert len(held.run_dir.leftover_leases()) == 3
     held.close()
     held.close()  # idempotent
     assert server.stats()["live"] == 0
+    assert held.run_dir.leftover_leases() == []
 
 
-def test_close_warns_about_sandboxes_it_cannot_release(tmp_path: Any) -> None:
-    doomed = LocalServer(tmp_path / "doomed").start()
-    held = SandboxSession(make_settings(doomed))
+def test_finish_run_releases_what_a_dead_worker_left(server: LocalServer, tmp_path: Path) -> None:
+    settings = make_settings(server)
+    controller = new_session(settings, tmp_path)
+    worker = SandboxSession(settings, controller.run_dir, run_id=controller.run_id, worker="gw0")
+    worker.acquire(settings)
+    worker.session_sandbox(None)
+    # The worker dies here: it never releases anything.
     try:
-        held.acquire(held.settings, "function")
-        held.acquire(held.settings, "function")
+        controller.finish_run()
+    finally:
+        controller.close()
+    assert server.stats()["live"] == 0
+    assert not controller.run_dir.path.exists()
+    worker.close()  # what it held is gone already; closing finds nothing to do
+
+
+def test_close_warns_about_sandboxes_it_cannot_release(tmp_path: Path) -> None:
+    doomed = LocalServer(tmp_path / "doomed").start()
+    held = new_session(make_settings(doomed), tmp_path)
+    try:
+        held.acquire(held.settings)
+        held.acquire(held.settings)
     finally:
         doomed.stop()  # the backend vanishes with two sandboxes still held
     with pytest.warns(SandboxWarning, match="could not release sandbox") as caught:
