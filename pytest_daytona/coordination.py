@@ -43,7 +43,7 @@ class RunDir:
         if parent is None:
             parent = Path(tempfile.gettempdir()) / f"pytest-daytona-{os.getuid()}"
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = parent / re.sub(r"[^A-Za-z0-9_.-]", "_", run_id)
+        path = parent / (re.sub(r"[^A-Za-z0-9_-]", "_", run_id) or "run")
         (path / _LEASES).mkdir(parents=True, exist_ok=True)
         return cls(path)
 

@@ -264,3 +264,19 @@ def test_close_warns_about_sandboxes_it_cannot_release(tmp_path: Path) -> None:
     assert len([w for w in caught if "could not release" in str(w.message)]) == 2
     assert held.records == []
     assert not held.backend.started  # closed all the same
+
+
+def test_sandboxes_carry_ci_job_labels(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_RUN_ID", "9876")
+    monkeypatch.setenv("GITHUB_JOB", "matrix-cell")
+    held = new_session(make_settings(server), tmp_path)
+    try:
+        labels = held.acquire(held.settings).sdk.labels
+    finally:
+        held.close()
+    assert labels["pytest-daytona-gh-run-id"] == "9876"
+    assert labels["pytest-daytona-gh-job"] == "matrix-cell"
+    assert labels["pytest-daytona-ci"] == "true"
