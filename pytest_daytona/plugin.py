@@ -127,20 +127,23 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    _end_of_run(session.config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _end_of_run(config)  # also for runs that never reach sessionfinish (``--help``)
+
+
+def _end_of_run(config: pytest.Config) -> None:
     """Release what this process holds; the controller (or the only process) then releases
-    the session sandbox and what crashed workers left, and stops the local server."""
-    sandbox_session = session.config.stash.get(SESSION_KEY, None)
+    the session sandbox and what crashed workers left, and stops the local server.
+    Idempotent: the second call finds nothing left to do."""
+    sandbox_session = config.stash.get(SESSION_KEY, None)
     if sandbox_session is None:
         return
     try:
         sandbox_session.release_held()
-        if not hasattr(session.config, "workerinput"):
+        if not hasattr(config, "workerinput"):
             sandbox_session.finish_run()
     finally:
-        sandbox_session.close()
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    sandbox_session = config.stash.get(SESSION_KEY, None)
-    if sandbox_session is not None:
         sandbox_session.close()

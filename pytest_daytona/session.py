@@ -153,11 +153,12 @@ class SandboxSession:
     def _new_session_sandbox(self, client: Daytona, cached_id: object) -> Sandbox:
         settings = self.settings
         labels = self._labels(settings, "session")
-        if settings.reuse:
+        if settings.reuse or settings.fresh:
             remembered = cached_id if isinstance(cached_id, str) else None
             found = reuse.find_and_claim(client, settings, self.reuse_key, self.run_id, remembered)
             if found is not None:
                 return found
+        if settings.reuse:
             labels.update(
                 {reuse.REUSE_KEY_LABEL: self.reuse_key, **reuse.claim_labels(self.run_id)}
             )

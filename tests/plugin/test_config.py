@@ -200,3 +200,16 @@ def test_a_run_without_sandboxes_never_imports_the_sdk(pytester: pytest.Pytester
     )
     result = pytester.runpytest_subprocess("--daytona-backend", "local", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--collect-only", "-q"], ["-q"]])
+def test_no_run_directory_is_left_behind(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    tmp = pytester.path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    assert result.ret == 0
+    assert [p for p in tmp.rglob("*") if p.is_file() or p.parent != tmp] == []
