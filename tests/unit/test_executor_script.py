@@ -24,6 +24,7 @@ from pytest_daytona.executor import (
     toolbox_command,
     validate_env_keys,
 )
+from pytest_daytona.local.runner import parse_command
 
 TRICKY_ARGS = [
     "",
@@ -55,30 +56,6 @@ SHELLS = [
         "bash", id="bash", marks=pytest.mark.skipif(not shutil.which("bash"), reason="no bash")
     ),
 ]
-
-
-def daytona_split(command: str) -> list[str]:
-    """The Daytona daemon's parseCommand: words at spaces, quotes group them, no escapes."""
-    args: list[str] = []
-    current: list[str] = []
-    quote: str | None = None
-    for char in command:
-        if char in "\"'":
-            if quote is None:
-                quote = char
-            elif quote == char:
-                quote = None
-            else:
-                current.append(char)
-        elif char == " " and quote is None:
-            if current:
-                args.append("".join(current))
-                current = []
-        else:
-            current.append(char)
-    if current:
-        args.append("".join(current))
-    return args
 
 
 @dataclass
@@ -339,7 +316,7 @@ def test_toolbox_command_survives_shells_and_naive_word_splitting(box: Box, runn
     delimiter = new_delimiter()
     script = build_script(["printf", "%s\\0", *TRICKY_ARGS], delimiter=delimiter)
     line = toolbox_command(script)
-    argv = [box.shell, "-c", line] if runner == "shell" else daytona_split(line)
+    argv = [box.shell, "-c", line] if runner == "shell" else parse_command(line)
     result = box.run_argv(argv, delimiter, "printf")
     assert result.stdout.split("\0")[:-1] == TRICKY_ARGS
     assert result.exit_code == 0
