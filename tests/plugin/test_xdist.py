@@ -150,11 +150,20 @@ def test_two_concurrent_runs_with_one_reuse_key_never_share(
 ) -> None:
     pytester.makepyfile(
         """
+        import os
+        import pathlib
         import time
 
         def test_hold(daytona_session_sandbox):
             print("SANDBOX", daytona_session_sandbox.id)
-            time.sleep(2)  # overlap with the other run
+            # A barrier: hold the sandbox until the other run holds its own (bounded wait).
+            barrier = pathlib.Path("barrier")
+            barrier.mkdir(exist_ok=True)
+            (barrier / str(os.getpid())).touch()
+            deadline = time.monotonic() + 90
+            while len(list(barrier.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert len(list(barrier.iterdir())) == 2, "the other run never got its sandbox"
         """
     )
     args = external(server, "--daytona-reuse", "--daytona-reuse-key", "matrix-cell", "-s")
