@@ -38,6 +38,7 @@ T = TypeVar("T")
 Scope = Literal["session", "function"]
 
 LABEL_PREFIX = "pytest-daytona"
+SIGNATURE_LABEL = f"{LABEL_PREFIX}-signature"
 DEFAULT_HOME = "/home/daytona"
 
 
@@ -71,7 +72,7 @@ def build_labels(settings: Settings, *, run_id: str, worker: str, scope: Scope) 
         f"{LABEL_PREFIX}-worker": worker,
         f"{LABEL_PREFIX}-scope": scope,
         f"{LABEL_PREFIX}-reuse": "true" if settings.reuse else "false",
-        f"{LABEL_PREFIX}-signature": settings.signature(),
+        SIGNATURE_LABEL: settings.signature(),
     }
 
 

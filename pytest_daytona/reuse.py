@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import lease
-from .lease import LABEL_PREFIX
+from .lease import LABEL_PREFIX, SIGNATURE_LABEL
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 REUSE_KEY_LABEL = f"{LABEL_PREFIX}-reuse-key"
 CLAIM_LABEL = f"{LABEL_PREFIX}-claimed-by"
 CLAIMED_AT_LABEL = f"{LABEL_PREFIX}-claimed-at"
-SIGNATURE_LABEL = f"{LABEL_PREFIX}-signature"
 #: How long a claimer waits before reading its claim back.
 CLAIM_SETTLE_SECONDS = 0.5
 _RUNNING = ("started", "starting", "creating", "restoring")
