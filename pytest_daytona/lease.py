@@ -17,7 +17,7 @@ import secrets
 import threading
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -110,15 +110,31 @@ _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
 
-def off_main_thread(call: Callable[[], T]) -> T:
-    """Run `call` in a worker thread: the SDK then times out with a timer, not SIGALRM."""
+def off_main_thread(call: Callable[[], T], *, on_abandon: Callable[[T], object] | None = None) -> T:
+    """Run `call` in a worker thread: the SDK then times out with a timer, not SIGALRM.
+
+    If the caller stops waiting (Ctrl-C) while `call` still runs, `on_abandon` gets its
+    result once it arrives, e.g. to delete a sandbox nobody will use.
+    """
     if threading.current_thread() is not threading.main_thread():
         return call()
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pytest-daytona")
-    return _pool.submit(call).result()
+    future = _pool.submit(call)
+    try:
+        return future.result()
+    except BaseException:
+        if on_abandon is not None and not future.done():
+            handler = on_abandon
+
+            def finished(done: Future[T]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    handler(done.result())
+
+            future.add_done_callback(finished)
+        raise
 
 
 def _seconds(settings: Settings) -> float:
@@ -137,7 +153,10 @@ def acquire(client: Daytona, settings: Settings, labels: dict[str, str], name: s
     """Create a sandbox; on failure, delete whatever the attempt left behind, then re-raise."""
     params = build_create_params(settings, labels, name)
     try:
-        return off_main_thread(lambda: client.create(params, timeout=_seconds(settings)))
+        return off_main_thread(
+            lambda: client.create(params, timeout=_seconds(settings)),
+            on_abandon=lambda sandbox: destroy(sandbox, settings),
+        )
     except BaseException:
         _delete_by_name(client, name, settings)
         raise
