@@ -10,6 +10,7 @@ import pytest
 
 from .backend import BackendError
 from .coordination import CoordinationError
+from .options import DICT_FIELDS
 from .sandbox import DaytonaSandbox
 from .session import SandboxSession
 from .settings import Settings, resolve_settings
@@ -36,7 +37,7 @@ def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[s
     """`extra` settings over `base` ones; ``env`` and ``labels`` dicts are merged key by key."""
     merged = dict(base)
     for key, value in extra.items():
-        if key in ("env", "labels") and isinstance(value, Mapping):
+        if key in DICT_FIELDS and isinstance(value, Mapping):
             value = {**merged.get(key, {}), **value}
         merged[key] = value
     return merged
