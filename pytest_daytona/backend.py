@@ -10,18 +10,19 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .calls import Caller
+from .errors import BackendError
 from .settings import Settings, missing_api_key_message
 
 if TYPE_CHECKING:
     from daytona import Daytona
 
+    from .lease import Api
     from .local import LocalServer
 
+__all__ = ["Backend", "BackendError"]
+
 log = logging.getLogger(__name__)
-
-
-class BackendError(Exception):
-    """No sandbox can be had with these settings (e.g. no API key for the daytona backend)."""
 
 
 class Backend:
@@ -45,6 +46,7 @@ class Backend:
         self._lock = threading.RLock()
         self._client: Daytona | None = None
         self._server: LocalServer | None = None
+        self.caller = Caller(lambda: self.api_url)
 
     @property
     def started(self) -> bool:
@@ -97,6 +99,12 @@ class Backend:
             if self._client is None:
                 self._client = self._connect()
             return self._client
+
+    def api(self) -> Api:
+        """The client with the `Caller` that gives each call a deadline and retries."""
+        from .lease import Api
+
+        return Api(self.client(), self.caller)
 
     def _connect(self) -> Daytona:
         settings = self.settings

@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,14 +21,45 @@ import filelock
 from pydantic import ValidationError
 
 from ._files import atomic_write
+from .errors import CoordinationError
 from .lease import LABEL_PREFIX, LeaseRecord
 
+__all__ = ["CoordinationError", "RunDir", "ci_labels", "pid_alive", "run_dirs"]
+
 SESSION_RECORD = "session.json"
+OWNER_FILE = "owner"
 _LEASES = "leases"
+_PROCS = "procs"
 
 
-class CoordinationError(Exception):
-    """Waiting for another process of the run took too long."""
+def default_parent() -> Path:
+    """Where this user's run directories live: a private folder in the temp dir."""
+    return Path(tempfile.gettempdir()) / f"pytest-daytona-{os.getuid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine is alive (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc here: trust kill(0)
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def run_dirs(parent: Path | None = None) -> list[RunDir]:
+    """Every run directory of this user on this machine."""
+    root = parent or default_parent()
+    if not root.is_dir():
+        return []
+    return [RunDir(path) for path in sorted(root.iterdir()) if (path / _LEASES).is_dir()]
 
 
 class RunDir:
@@ -41,11 +73,47 @@ class RunDir:
         """Make the directory of run `run_id`, by default under a per-user parent in the
         temp dir (never the shared temp root itself)."""
         if parent is None:
-            parent = Path(tempfile.gettempdir()) / f"pytest-daytona-{os.getuid()}"
+            parent = default_parent()
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = parent / (re.sub(r"[^A-Za-z0-9_-]", "_", run_id) or "run")
         (path / _LEASES).mkdir(parents=True, exist_ok=True)
-        return cls(path)
+        (path / _PROCS).mkdir(exist_ok=True)
+        run_dir = cls(path)
+        atomic_write(path / OWNER_FILE, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        return run_dir
+
+    @property
+    def run_id(self) -> str:
+        """The run id this directory is named after."""
+        return self.path.name
+
+    def owner_pid(self) -> int | None:
+        """The pid of the process that made the directory (the controller), if recorded."""
+        try:
+            return int((self.path / OWNER_FILE).read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def register(self, pid: int | None = None) -> None:
+        """Record a process (an xdist worker) taking part in the run."""
+        procs = self.path / _PROCS
+        procs.mkdir(exist_ok=True)
+        (procs / str(pid or os.getpid())).touch()
+
+    def unregister(self, pid: int | None = None) -> None:
+        """Forget a process of the run."""
+        (self.path / _PROCS / str(pid or os.getpid())).unlink(missing_ok=True)
+
+    def live_processes(self) -> list[int]:
+        """Registered processes of the run still alive on this machine."""
+        procs = self.path / _PROCS
+        pids = [int(p.name) for p in procs.iterdir() if p.name.isdigit()] if procs.is_dir() else []
+        return [pid for pid in pids if pid_alive(pid)]
+
+    def alive(self) -> bool:
+        """Whether any process of the run (its controller or a worker) is still alive."""
+        owner = self.owner_pid()
+        return (owner is not None and pid_alive(owner)) or bool(self.live_processes())
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float) -> Iterator[None]:

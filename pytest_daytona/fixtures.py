@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from .backend import BackendError
-from .coordination import CoordinationError
+from .errors import DaytonaPluginError
 from .options import DICT_FIELDS
 from .sandbox import DaytonaSandbox
 from .session import SandboxSession
@@ -44,12 +43,20 @@ def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[s
 
 
 @contextlib.contextmanager
-def _backend_errors_fail_the_test() -> Iterator[None]:
-    """A backend that cannot be reached fails the test that wanted a sandbox, not the run."""
+def _backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
+    """A sandbox that cannot be had fails the test that wanted it with one short message
+    (operation, sandbox, status, the server's words, the fix), not the run. The SDK's
+    traceback is shown only with ``-vv`` or ``--tb=long``."""
+    __tracebackhide__ = True
+    from daytona import DaytonaError
+
     try:
         yield
-    except (BackendError, CoordinationError) as exc:
-        pytest.fail(f"pytest-daytona: {exc}", pytrace=False)
+    except (DaytonaPluginError, DaytonaError) as exc:
+        if config.get_verbosity() >= 2 or config.getoption("tbstyle", "auto") == "long":
+            raise
+        message = getattr(exc, "message", None) if isinstance(exc, DaytonaError) else None
+        pytest.fail(f"pytest-daytona: {message or exc}", pytrace=False)
 
 
 @pytest.fixture
@@ -62,7 +69,7 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     """
     session = sandbox_session(request.config)
     _, settings = _item_settings(request)
-    with _backend_errors_fail_the_test():
+    with _backend_errors_fail_the_test(request.config):
         sandbox = session.acquire(settings)
     try:
         yield sandbox
@@ -80,7 +87,7 @@ def daytona_session_sandbox(request: pytest.FixtureRequest) -> DaytonaSandbox:
     once, from the run-wide settings).
     """
     session = sandbox_session(request.config)
-    with _backend_errors_fail_the_test():
+    with _backend_errors_fail_the_test(request.config):
         return session.session_sandbox(getattr(request.config, "cache", None))
 
 
@@ -101,7 +108,7 @@ def daytona_sandbox_factory(
             merge_overrides(marker_kwargs, overrides),
             marker_origin=f"daytona_sandbox_factory in {request.node.nodeid}",
         )
-        with _backend_errors_fail_the_test():
+        with _backend_errors_fail_the_test(request.config):
             sandbox = session.acquire(settings)
         made.append(sandbox.id)
         return sandbox

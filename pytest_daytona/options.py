@@ -80,6 +80,23 @@ _SPECS = (
         "pass seconds between 0.001 and 86400",
         metavar="SECONDS",
     ),
+    FieldSpec(
+        "retry_budget",
+        "Seconds a failed API call may spend on retries (429, 502-504, lost connections; "
+        "default 30, 0: no retries).",
+        "pass seconds, 0 or more (0 turns retries off)",
+        env_var="PYTEST_DAYTONA_RETRY_BUDGET",
+        metavar="SECONDS",
+    ),
+    FieldSpec(
+        "ttl",
+        "Minutes after which Daytona destroys a sandbox whatever its state, if nothing else "
+        "did (default: 10 x timeout, at least 60, per test; 1440 for the session sandbox; "
+        "10080, renewed on each resume, for a reused one; 0: no TTL).",
+        "pass whole minutes, 0 or more (0 disables the TTL)",
+        env_var="PYTEST_DAYTONA_TTL",
+        metavar="MIN",
+    ),
     FieldSpec("cpu", "CPU cores per sandbox (image sandboxes).", _INT_FIX, metavar="N"),
     FieldSpec("memory", "Memory in GiB per sandbox (image sandboxes).", _INT_FIX, metavar="GIB"),
     FieldSpec("disk", "Disk in GiB per sandbox (image sandboxes).", _INT_FIX, metavar="GIB"),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from . import signals
 from .backend import Backend
 from .coordination import RunDir
 from .fixtures import (
@@ -27,6 +28,7 @@ __all__ = ["daytona_sandbox", "daytona_sandbox_factory", "daytona_session_sandbo
 
 RUN_DIR_KEY = "pytest_daytona_run_dir"
 CONNECTION_KEY = "pytest_daytona_connection"
+SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
 MARKER_HELP = (
     "daytona(**settings): settings for this test's Daytona sandboxes, e.g. "
     "daytona(snapshot='my-snap', env={'A': '1'}, cpu=2); same names as the daytona_* ini keys"
@@ -72,7 +74,14 @@ def pytest_configure(config: pytest.Config) -> None:
             reuse_key=reuse_key,
             backend=Backend(settings, data_dir=data_dir),
         )
+    # The SDK's traceback only with -vv or --tb=long; else one short line per failure.
+    session.backend.caller.verbose = (
+        config.get_verbosity() >= 2 or config.getoption("tbstyle", "auto") == "long"
+    )
+    if workerinput is not None:
+        session.run_dir.register()
     config.stash[SESSION_KEY] = session
+    config.stash[SIGNALS_KEY] = signals.install()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -128,22 +137,49 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _end_of_run(session.config)
+    sandbox_session = session.config.stash.get(SESSION_KEY, None)
+    if sandbox_session is not None and sandbox_session.failures and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a leaked sandbox is a failure
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Name every sandbox that could not be released, and how to remove it."""
+    sandbox_session = config.stash.get(SESSION_KEY, None)
+    if sandbox_session is None or not sandbox_session.failures:
+        return
+    failures = list(sandbox_session.failures.values())
+    terminalreporter.section("pytest-daytona: sandboxes left behind", sep="=", red=True)
+    for failure in failures:
+        terminalreporter.line(f"{failure.sandbox_id} ({failure.name}): {failure.reason}")
+    terminalreporter.line(
+        f"{len(failures)} sandbox{'es' * (len(failures) != 1)} could not be deleted; they "
+        "expire with their TTL. Remove them now with: pytest --daytona-cleanup "
+        f"--daytona-cleanup-run-id {sandbox_session.run_id} --daytona-cleanup-older-than 0s "
+        "--daytona-cleanup-yes"
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    _end_of_run(config)  # also for runs that never reach sessionfinish (``--help``)
+    _end_of_run(config)  # also for runs that never get to sessionfinish (``--help``)
+    previous = config.stash.get(SIGNALS_KEY, None)
+    if previous is not None:
+        signals.restore(previous)
 
 
 def _end_of_run(config: pytest.Config) -> None:
     """Release what this process holds; the controller (or the only process) then releases
-    the session sandbox and what crashed workers left, and stops the local server.
+    the session sandbox, what crashed workers left and any stray of this run, and stops the
+    local server. An xdist worker whose controller died finishes the run if it is the last.
     Idempotent: the second call finds nothing left to do."""
     sandbox_session = config.stash.get(SESSION_KEY, None)
-    if sandbox_session is None:
+    if sandbox_session is None or sandbox_session.closed:
         return
     try:
-        sandbox_session.release_held()
-        if not hasattr(config, "workerinput"):
-            sandbox_session.finish_run()
+        with signals.shielded("releasing Daytona sandboxes"):
+            if hasattr(config, "workerinput"):
+                sandbox_session.leave_run()
+            else:
+                sandbox_session.release_held()
+                sandbox_session.finish_run()
     finally:
         sandbox_session.close()

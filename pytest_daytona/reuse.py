@@ -10,14 +10,18 @@ and older than a grace period is stale (its run died) and may be taken over.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 from . import lease
+from .errors import BackendCallError, SandboxWarning
 from .lease import LABEL_PREFIX, SIGNATURE_LABEL
 from .settings import Settings
 
 if TYPE_CHECKING:
-    from daytona import Daytona, Sandbox
+    from daytona import Sandbox
+
+    from .lease import Api
 
 REUSE_KEY_LABEL = f"{LABEL_PREFIX}-reuse-key"
 CLAIM_LABEL = f"{LABEL_PREFIX}-claimed-by"
@@ -45,66 +49,102 @@ def available(sandbox: Sandbox, *, grace: float, now: float | None = None) -> bo
     return lease.state_of(sandbox) not in _RUNNING and age > grace
 
 
-def candidates(client: Daytona, key: str, cached_id: str | None) -> list[Sandbox]:
-    """Sandboxes of reuse key `key`: the one remembered on this machine first, if it is one."""
-    from daytona import DaytonaNotFoundError, ListSandboxesQuery
+def list_labelled(api: Api, settings: Settings, labels: dict[str, str], what: str) -> list[Sandbox]:
+    """Every sandbox carrying `labels` (all pages)."""
+    from daytona import ListSandboxesQuery
 
+    query = ListSandboxesQuery(labels=labels)
+    return api.call(
+        f"list the sandboxes of {what}",
+        lambda a: list(api.client.list(query, request_timeout=a.limit)),
+        settings,
+    )
+
+
+def candidates(api: Api, settings: Settings, key: str, cached_id: str | None) -> list[Sandbox]:
+    """Sandboxes of reuse key `key`: the one remembered on this machine first, if it is one."""
     if cached_id:
-        try:
-            cached = client.get(cached_id)
-        except DaytonaNotFoundError:
-            cached = None
+        cached = lease.get(api, settings, cached_id)
         if cached is not None and (cached.labels or {}).get(REUSE_KEY_LABEL) == key:
             return [cached]
-    return list(client.list(ListSandboxesQuery(labels={REUSE_KEY_LABEL: key})))
+    return list_labelled(api, settings, {REUSE_KEY_LABEL: key}, f"reuse key {key}")
 
 
-def claim(sandbox: Sandbox, run_id: str, *, grace: float) -> bool:
+def set_labels(api: Api, sandbox: Sandbox, settings: Settings, labels: dict[str, str]) -> None:
+    """Replace the labels of `sandbox`."""
+    api.call(
+        "set the labels of",
+        lambda a: sandbox.set_labels(labels, request_timeout=a.limit),
+        settings,
+        target=lease.describe(sandbox),
+    )
+
+
+def claim(api: Api, sandbox: Sandbox, settings: Settings, run_id: str, *, grace: float) -> bool:
     """Try to claim `sandbox` for `run_id`; True when the claim held."""
-    sandbox.refresh_data()  # a GET is authoritative, a listing may be stale
+    if not lease.refresh(api, sandbox, settings):  # a GET is authoritative, a list may be stale
+        return False
     if not available(sandbox, grace=grace):
         return False
-    sandbox.set_labels({**(sandbox.labels or {}), **claim_labels(run_id)})
+    set_labels(api, sandbox, settings, {**(sandbox.labels or {}), **claim_labels(run_id)})
     time.sleep(CLAIM_SETTLE_SECONDS)
-    sandbox.refresh_data()
+    if not lease.refresh(api, sandbox, settings):
+        return False
     return (sandbox.labels or {}).get(CLAIM_LABEL) == run_id
 
 
 def find_and_claim(
-    client: Daytona, settings: Settings, key: str, run_id: str, cached_id: str | None
+    api: Api, settings: Settings, key: str, run_id: str, cached_id: str | None
 ) -> Sandbox | None:
     """A claimed, started sandbox of `key` made with these settings, or None.
 
-    Available sandboxes of `key` made with other settings are destroyed on the way, and with
-    ``fresh`` all available ones are.
+    Available sandboxes of `key` made with other settings are destroyed on the way. With
+    ``fresh`` every sandbox of `key` is, whatever its state or claim: the user asked for a
+    new one.
     """
     grace = settings.timeout + 60
     signature = settings.signature()
-    for sandbox in candidates(client, key, cached_id):
+    for sandbox in candidates(api, settings, key, cached_id):
         matches = (sandbox.labels or {}).get(SIGNATURE_LABEL) == signature
-        if settings.fresh or not matches:
-            if available(sandbox, grace=grace):
-                lease.destroy(sandbox, settings)
+        if settings.fresh:
+            lease.destroy(api, sandbox, settings)
             continue
-        if claim(sandbox, run_id, grace=grace):
+        if not matches:
+            if available(sandbox, grace=grace):
+                lease.destroy(api, sandbox, settings)
+            continue
+        if claim(api, sandbox, settings, run_id, grace=grace):
             try:
-                lease.ensure_started(sandbox, settings)
+                lease.ensure_started(api, sandbox, settings)
             except lease.LeaseError as exc:
                 raise lease.LeaseError(f"{exc} (pass --daytona-fresh to replace it)") from None
+            renew_ttl(api, sandbox, settings)
             return sandbox
     return None
 
 
-def release(sandbox: Sandbox, settings: Settings) -> None:
-    """Stop a reusable sandbox (delete it if that fails), then clear this run's claim."""
-    from daytona import DaytonaNotFoundError
-
-    lease.release(sandbox, settings, reuse=True)
+def renew_ttl(api: Api, sandbox: Sandbox, settings: Settings) -> None:
+    """Re-anchor the TTL of a resumed reusable sandbox from now (see `lease.default_ttl`)."""
+    ttl = lease.default_ttl(settings, "session")
+    if not ttl:
+        return
     try:
-        sandbox.refresh_data()
-    except DaytonaNotFoundError:
+        api.call(
+            "renew the TTL of",
+            lambda a: sandbox.set_ttl(ttl, request_timeout=a.limit),
+            settings,
+            target=lease.describe(sandbox),
+        )
+    except BackendCallError as exc:  # the sandbox still works; only the safety net is older
+        warnings.warn(SandboxWarning(str(exc)), stacklevel=2)
+
+
+def release(api: Api, sandbox: Sandbox, settings: Settings) -> None:
+    """Stop a reusable sandbox (delete it if that fails), then clear this run's claim."""
+    lease.release(api, sandbox, settings, reuse=True)
+    if not lease.refresh(api, sandbox, settings):
         return
     labels = dict(sandbox.labels or {})
     if labels.pop(CLAIM_LABEL, None) is not None:
         labels.pop(CLAIMED_AT_LABEL, None)
-        sandbox.set_labels(labels)
+        set_labels(api, sandbox, settings, labels)

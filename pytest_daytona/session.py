@@ -1,10 +1,12 @@
 """The sandboxes one pytest process holds, and the run's shared session sandbox.
 
 Every process (the only one, or each xdist worker) leases and releases its own function-scoped
-sandboxes, recording each lease in the run directory. The session sandbox is made once per run,
-under the run's ``session`` lock, by whichever process needs it first; the others join it from
-its record. Only the controller releases it, once, after every worker has finished, together
-with whatever leases crashed workers left behind.
+sandboxes, recording each lease in the run directory; a record is dropped only once its
+sandbox is confirmed deleted. The session sandbox is made once per run, under the run's
+``session`` lock, by whichever process needs it first; the others join it from its record.
+Only the controller releases it, once, after every worker has finished, together with
+whatever leases crashed workers left behind and anything else labelled with this run's id
+(`finish_run`). If the controller itself died, the last worker out does that instead.
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import warnings
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING
 
 from . import lease, reuse
-from .backend import Backend, BackendError
+from .backend import Backend
 from .coordination import RunDir, ci_labels
-from .lease import LeaseRecord, SandboxWarning, Scope
+from .errors import BackendCallError, BackendError, CoordinationError
+from .lease import Api, LeaseRecord, Scope
 from .sandbox import DaytonaSandbox
 from .settings import Settings
+from .strays import Strays
 
 if TYPE_CHECKING:
     from _pytest.cacheprovider import Cache
-    from daytona import Daytona, Sandbox
+    from daytona import Sandbox
 
 
 @dataclass
@@ -39,6 +41,15 @@ class Held:
     settings: Settings
 
 
+@dataclass(frozen=True)
+class ReleaseFailure:
+    """A sandbox that could not be released: it may be left behind."""
+
+    sandbox_id: str
+    name: str
+    reason: str
+
+
 def reuse_cache_key(reuse_key: str) -> str:
     """`config.cache` key remembering the last sandbox of `reuse_key` on this machine."""
     return f"daytona/reuse/{reuse_key}"
@@ -46,7 +57,7 @@ def reuse_cache_key(reuse_key: str) -> str:
 
 class SandboxSession:
     """Per-process owner of the backend and of every lease, so that whatever happens (test
-    failure, Ctrl-C, a fixture teardown that never ran) each sandbox is released once."""
+    failure, Ctrl-C, SIGTERM, a fixture teardown that never ran) each sandbox is released."""
 
     def __init__(
         self,
@@ -64,6 +75,8 @@ class SandboxSession:
         self.worker = worker
         self.reuse_key = reuse_key
         self.backend = backend or Backend(settings)
+        self.strays = Strays(self._api, settings)
+        self.failures: dict[str, ReleaseFailure] = {}
         self._extra_labels = ci_labels(os.environ)
         self._held: dict[str, Held] = {}
         self._lock = threading.Lock()
@@ -71,19 +84,27 @@ class SandboxSession:
         atexit.register(self.close)
 
     @property
+    def closed(self) -> bool:
+        """Whether `close` ran (the end of the run is done)."""
+        return self._closed
+
+    @property
     def records(self) -> list[LeaseRecord]:
         """Records of the sandboxes held now."""
         with self._lock:
             return [held.record for held in self._held.values()]
 
-    def _client(self) -> Daytona:
+    def _api(self) -> Api:
         if self._closed:
             raise BackendError("the pytest-daytona session is closed")
-        return self.backend.client()
+        return self.backend.api()
 
     def _labels(self, settings: Settings, scope: Scope) -> dict[str, str]:
         labels = lease.build_labels(settings, run_id=self.run_id, worker=self.worker, scope=scope)
         return {**labels, **self._extra_labels}
+
+    def _name(self) -> str:
+        return lease.new_name(self.run_id, self.worker)
 
     def _record(
         self, sdk: Sandbox, settings: Settings, scope: Scope, workspace: str
@@ -99,35 +120,54 @@ class SandboxSession:
             signature=settings.signature(),
         )
 
+    def _handle(self, api: Api, sdk: Sandbox, workspace: str, settings: Settings) -> DaytonaSandbox:
+        return DaytonaSandbox(sdk, workspace, default_timeout=settings.timeout)
+
     # -- sandboxes of this process ----------------------------------------------------------
 
     def acquire(self, settings: Settings) -> DaytonaSandbox:
         """Create a function-scoped sandbox for `settings` and realize its workspace."""
-        client = self._client()
-        name = lease.new_name(self.run_id, self.worker)
-        sdk = lease.acquire(client, settings, self._labels(settings, "function"), name)
+        api = self._api()
+        labels = self._labels(settings, "function")
+        sdk = lease.acquire(api, settings, labels, self._name, strays=self.strays)
         record = self._record(sdk, settings, "function", "")
         with self._lock:
             self._held[sdk.id] = Held(record, sdk, settings)
         self.run_dir.add_lease(record)
         try:
-            record.workspace = lease.prepare(sdk, settings)
+            record.workspace = lease.realize_workspace(api, sdk, settings)
         except BaseException:
-            self._forget(sdk.id)
+            self.release(sdk.id)
             raise
-        return DaytonaSandbox(sdk, record.workspace, default_timeout=settings.timeout)
+        return self._handle(api, sdk, record.workspace, settings)
 
     def release(self, sandbox_id: str) -> None:
-        """Release (delete) a sandbox this process acquired."""
-        held = self._forget(sandbox_id)
-        if held is not None:
-            lease.release(held.sdk, held.settings, reuse=False)
-
-    def _forget(self, sandbox_id: str) -> Held | None:
+        """Delete a sandbox this process acquired. Its record is dropped only once the delete
+        is confirmed; a failure is kept for the end-of-run sweep and report."""
         with self._lock:
-            held = self._held.pop(sandbox_id, None)
+            held = self._held.get(sandbox_id)
+        if held is None:
+            return
+        try:
+            lease.release(self._api(), held.sdk, held.settings, reuse=False)
+        except (BackendCallError, BackendError) as exc:
+            self.failures[sandbox_id] = ReleaseFailure(sandbox_id, held.record.name, str(exc))
+            return
+        self.failures.pop(sandbox_id, None)
+        with self._lock:
+            self._held.pop(sandbox_id, None)
         self.run_dir.remove_lease(sandbox_id)
-        return held
+
+    def release_held(self) -> None:
+        """Release every sandbox this process still holds (a teardown that never ran or
+        failed), concurrently, each within its deadline."""
+        ids = [record.sandbox_id for record in self.records]
+        if len(ids) <= 1:
+            for sandbox_id in ids:
+                self.release(sandbox_id)
+            return
+        with ThreadPoolExecutor(min(8, len(ids)), thread_name_prefix="pytest-daytona") as pool:
+            list(pool.map(self.release, ids))
 
     # -- the run's session sandbox ------------------------------------------------------------
 
@@ -135,80 +175,135 @@ class SandboxSession:
         """The run's one session sandbox: join it if another process made it, else make it
         (with reuse: claim the last one of this reuse key, or create one)."""
         settings = self.settings
+        api = self._api()  # the SDK import and client are built before waiting for the lock
         with self.run_dir.lock("session", settings.lock_timeout):
-            client = self._client()
             record = self.run_dir.read_session()
             if record is not None:
-                sdk = lease.resume(client, settings, record.sandbox_id)
+                sdk = lease.resume(api, settings, record.sandbox_id)
                 if sdk is not None:
-                    return DaytonaSandbox(sdk, record.workspace, default_timeout=settings.timeout)
+                    return self._handle(api, sdk, record.workspace, settings)
             cache_key = reuse_cache_key(self.reuse_key)
-            sdk = self._new_session_sandbox(client, cache.get(cache_key, None) if cache else None)
-            record = self._record(sdk, settings, "session", lease.prepare(sdk, settings))
+            sdk = self._new_session_sandbox(api, cache.get(cache_key, None) if cache else None)
+            record = self._record(sdk, settings, "session", "")
+            self.run_dir.write_session(record)  # recorded before anything else can fail
+            try:
+                record.workspace = lease.realize_workspace(api, sdk, settings)
+            except BaseException:
+                if not record.reuse:
+                    self._release_session(api, record)
+                raise
             self.run_dir.write_session(record)
             if cache is not None and settings.reuse:
                 cache.set(cache_key, sdk.id)
-        return DaytonaSandbox(sdk, record.workspace, default_timeout=settings.timeout)
+        return self._handle(api, sdk, record.workspace, settings)
 
-    def _new_session_sandbox(self, client: Daytona, cached_id: object) -> Sandbox:
+    def _new_session_sandbox(self, api: Api, cached_id: object) -> Sandbox:
         settings = self.settings
         labels = self._labels(settings, "session")
         if settings.reuse or settings.fresh:
             remembered = cached_id if isinstance(cached_id, str) else None
-            found = reuse.find_and_claim(client, settings, self.reuse_key, self.run_id, remembered)
+            found = reuse.find_and_claim(api, settings, self.reuse_key, self.run_id, remembered)
             if found is not None:
                 return found
         if settings.reuse:
             labels.update(
                 {reuse.REUSE_KEY_LABEL: self.reuse_key, **reuse.claim_labels(self.run_id)}
             )
-        return lease.acquire(client, settings, labels, lease.new_name(self.run_id, self.worker))
+        return lease.acquire(api, settings, labels, self._name, strays=self.strays, scope="session")
+
+    # -- the end of the run ---------------------------------------------------------------------
 
     def finish_run(self) -> None:
-        """Controller only, after all workers ended: release the session sandbox once (stop it
-        for reuse, else delete it) and every lease a crashed worker left; drop the run dir."""
+        """After all workers ended (controller, or the last worker of a dead controller):
+        release the session sandbox once (stop it for reuse, else delete it), every lease
+        a worker left, then anything else labelled with this run's id; drop the run dir."""
         try:
+            self.strays.finish()
             record = self.run_dir.read_session()
             leftovers = self.run_dir.leftover_leases()
-            if record is not None or leftovers:
-                client = self._client()
-                if record is not None:
-                    self._release_session(client, record)
-                for left in leftovers:
-                    destroy = partial(lease.destroy_by_id, client, self.settings, left.sandbox_id)
-                    self._guard(left.sandbox_id, destroy)
+            if record is None and not leftovers and not self.backend.started:
+                return  # this run never made a sandbox
+            api = self._api()
+            kept: set[str] = set()
+            if record is not None:
+                self._release_session(api, record)
+                if record.reuse:
+                    kept.add(record.sandbox_id)
+            for left in leftovers:
+                self._release_by_id(api, left.sandbox_id, left.name)
+                self.run_dir.remove_lease(left.sandbox_id)
+            self._sweep(api, kept)
         finally:
             self.run_dir.remove()
 
-    def _release_session(self, client: Daytona, record: LeaseRecord) -> None:
-        from daytona import DaytonaNotFoundError
-
-        def release() -> None:
-            try:
-                sdk = client.get(record.sandbox_id)
-            except DaytonaNotFoundError:
-                return
-            if record.reuse:
-                reuse.release(sdk, self.settings)
-            else:
-                lease.destroy(sdk, self.settings)
-
-        self._guard(record.sandbox_id, release)
+    def _release_session(self, api: Api, record: LeaseRecord) -> None:
+        settings = self.settings
+        try:
+            sdk = lease.get(api, settings, record.sandbox_id)
+            if sdk is not None:
+                if record.reuse:
+                    reuse.release(api, sdk, settings)
+                else:
+                    lease.destroy(api, sdk, settings)
+        except (BackendCallError, BackendError) as exc:
+            self._failed(record.sandbox_id, record.name, exc)
+        else:
+            self.failures.pop(record.sandbox_id, None)
         self.run_dir.forget_session()
 
-    @staticmethod
-    def _guard(sandbox_id: str, action: Callable[[], None]) -> None:
+    def _release_by_id(self, api: Api, sandbox_id: str, name: str) -> None:
         try:
-            action()
-        except Exception as exc:  # one failed release must not strand the others
-            warnings.warn(
-                SandboxWarning(f"could not release sandbox {sandbox_id}: {exc}"), stacklevel=3
-            )
+            lease.destroy_by_id(api, self.settings, sandbox_id)
+        except (BackendCallError, BackendError) as exc:
+            self._failed(sandbox_id, name, exc)
+        else:
+            self.failures.pop(sandbox_id, None)
 
-    def release_held(self) -> None:
-        """Release every sandbox this process still holds (a teardown that never ran)."""
-        for record in self.records:
-            self._guard(record.sandbox_id, partial(self.release, record.sandbox_id))
+    def _sweep(self, api: Api, kept: set[str]) -> None:
+        """Delete every sandbox labelled with this run's id that nothing keeps (late creates,
+        leases whose records were lost)."""
+        try:
+            found = reuse.list_labelled(
+                api, self.settings, {lease.RUN_ID_LABEL: self.run_id}, f"run {self.run_id}"
+            )
+        except (BackendCallError, BackendError):
+            return  # the API is down: what was not released is reported already
+        for sandbox in found:
+            if sandbox.id in kept or lease.state_of(sandbox) in ("destroyed", "destroying"):
+                continue
+            if (sandbox.labels or {}).get(reuse.REUSE_KEY_LABEL):
+                continue  # a reusable sandbox this run made: kept on purpose
+            try:
+                lease.destroy(api, sandbox, self.settings)
+            except (BackendCallError, BackendError) as exc:
+                self._failed(sandbox.id, sandbox.name, exc)
+            else:
+                self.failures.pop(sandbox.id, None)
+
+    def _failed(self, sandbox_id: str, name: str, exc: Exception) -> None:
+        self.failures[sandbox_id] = ReleaseFailure(sandbox_id, name, str(exc))
+
+    def controller_gone(self) -> bool:
+        """In an xdist worker: whether the controller that started the run has died."""
+        from .coordination import pid_alive
+
+        owner = self.run_dir.owner_pid()
+        return owner is not None and owner != os.getpid() and not pid_alive(owner)
+
+    def leave_run(self) -> None:
+        """An xdist worker's end: release what it holds; if the controller died, the last
+        worker out finishes the run in its place."""
+        self.strays.finish()
+        self.release_held()
+        if not self.run_dir.path.exists():
+            return
+        try:
+            with self.run_dir.lock("finish", self.settings.lock_timeout):
+                self.run_dir.unregister()
+                if self.controller_gone() and not self.run_dir.live_processes():
+                    self.finish_run()
+        except (CoordinationError, OSError):
+            pass
 
     def close(self) -> None:
         """Release every sandbox this process still holds, then close the backend."""

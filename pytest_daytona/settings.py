@@ -35,7 +35,7 @@ ReuseKey = Annotated[
 ]
 
 _INT_FIELDS = (
-    *("cpu", "memory", "disk", "gpu"),
+    *("ttl", "cpu", "memory", "disk", "gpu"),
     *("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"),
 )
 _CONFLICT = "cannot be combined with snapshot"
@@ -61,6 +61,8 @@ class Settings(BaseModel):
     image: str | None = None
     language: str | None = None
     timeout: float = Field(default=300.0, ge=0.001, le=86400, allow_inf_nan=False)
+    retry_budget: float = Field(default=30.0, ge=0, le=3600, allow_inf_nan=False)
+    ttl: int | None = Field(default=None, ge=0)
     cpu: int | None = Field(default=None, gt=0)
     memory: int | None = Field(default=None, gt=0)
     disk: int | None = Field(default=None, gt=0)

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daytona import Daytona, DaytonaConfig, DaytonaError
+from daytona import Daytona, DaytonaConfig
 
 from pytest_daytona import lease
 from pytest_daytona.coordination import RunDir
-from pytest_daytona.lease import LeaseError, SandboxWarning
+from pytest_daytona.calls import Caller
+from pytest_daytona.errors import BackendCallError, LeaseError, SandboxWarning
+from pytest_daytona.lease import Api
 from pytest_daytona.local import LocalServer
 from pytest_daytona.session import SandboxSession
 from pytest_daytona.settings import Settings
@@ -72,12 +74,16 @@ def one_run(server: LocalServer, tmp_path: Path, cache: FakeCache, **values: Any
     return sandbox.id
 
 
+def make_api(server: LocalServer) -> Api:
+    return Api(Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url)), Caller())
+
+
 def test_release_stops_when_reusable_and_deletes_otherwise(server: LocalServer) -> None:
     settings = make_settings(server)
-    client = Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url))
-    kept, gone = client.create(), client.create()
-    lease.release(kept, settings, reuse=True)
-    lease.release(gone, settings, reuse=False)
+    api = make_api(server)
+    kept, gone = api.client.create(), api.client.create()
+    lease.release(api, kept, settings, reuse=True)
+    lease.release(api, gone, settings, reuse=False)
     assert states(server) == {kept.id: "stopped"}
 
 
@@ -96,11 +102,11 @@ def test_labels_and_unique_names(server: LocalServer, session: SandboxSession) -
 
 def test_stop_failure_on_release_deletes_instead(server: LocalServer) -> None:
     settings = make_settings(server)
-    client = Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url))
-    sandbox = client.create()
+    api = make_api(server)
+    sandbox = api.client.create()
     server.inject_fault("POST /sandbox/{sandboxIdOrName}/stop", 500)
     with pytest.warns(SandboxWarning, match="deleting it"):
-        lease.release(sandbox, settings, reuse=True)
+        lease.release(api, sandbox, settings, reuse=True)
     assert deleted(server, sandbox.id)
     assert server.stats()["by_route"]["DELETE /sandbox/{sandboxIdOrName}"] == 1
 
@@ -109,7 +115,7 @@ def test_setup_failure_after_create_deletes_the_sandbox(
     server: LocalServer, session: SandboxSession
 ) -> None:
     server.inject_fault("POST /files/folder", 500)
-    with pytest.raises(DaytonaError):
+    with pytest.raises(BackendCallError, match="create the workspace in sandbox .*HTTP 500"):
         session.acquire(session.settings)
     assert server.stats()["creates"] == 1
     assert server.stats()["live"] == 0
@@ -119,10 +125,11 @@ def test_setup_failure_after_create_deletes_the_sandbox(
 
 def test_create_that_fails_half_way_is_found_by_name_and_deleted(tmp_path: Path) -> None:
     with LocalServer(tmp_path / "slow", transition_delay=3) as slow:
-        held = new_session(make_settings(slow, timeout=1), tmp_path)
+        held = new_session(make_settings(slow, timeout=1, retry_budget=0), tmp_path)
         try:
-            with pytest.raises(DaytonaError):
+            with pytest.raises(BackendCallError, match="create sandbox failed.*--daytona-timeout"):
                 held.acquire(held.settings)
+            held.strays.finish()
             assert slow.stats()["creates"] == 1
             assert all(deleted(slow, sandbox_id) for sandbox_id in states(slow))
             assert slow.stats()["by_route"]["DELETE /sandbox/{sandboxIdOrName}"] == 1
@@ -251,18 +258,18 @@ def test_finish_run_releases_what_a_dead_worker_left(server: LocalServer, tmp_pa
     worker.close()  # what it held is gone already; closing finds nothing to do
 
 
-def test_close_warns_about_sandboxes_it_cannot_release(tmp_path: Path) -> None:
+def test_close_keeps_and_reports_sandboxes_it_cannot_release(tmp_path: Path) -> None:
     doomed = LocalServer(tmp_path / "doomed").start()
-    held = new_session(make_settings(doomed), tmp_path)
+    held = new_session(make_settings(doomed, retry_budget=0.5), tmp_path)
     try:
-        held.acquire(held.settings)
-        held.acquire(held.settings)
+        ids = {held.acquire(held.settings).id, held.acquire(held.settings).id}
     finally:
         doomed.stop()  # the backend vanishes with two sandboxes still held
-    with pytest.warns(SandboxWarning, match="could not release sandbox") as caught:
-        held.close()
-    assert len([w for w in caught if "could not release" in str(w.message)]) == 2
-    assert held.records == []
+    held.close()
+    assert set(held.failures) == ids
+    assert all("delete sandbox" in f.reason for f in held.failures.values())
+    assert {r.sandbox_id for r in held.records} == ids  # kept: the delete was not confirmed
+    assert {r.sandbox_id for r in held.run_dir.leftover_leases()} == ids
     assert not held.backend.started  # closed all the same
 
 

@@ -282,7 +282,7 @@ INVALID = [
      "fix: write KEY=VALUE with a non-empty KEY"),
     (Run(marker={"cpus": 2}),
      f"cpus (from {MARK}): is not a pytest-daytona setting; fix: did you mean 'cpu'? the marker "
-     "takes target, snapshot, image, language, timeout, cpu, memory, disk, gpu, "
+     "takes target, snapshot, image, language, timeout, retry_budget, ttl, cpu, memory, disk, gpu, "
      "auto_stop_interval, auto_archive_interval, auto_delete_interval, workspace, "
      "labels, env"),
     (Run(["--daytona-reuse-key", "has space"]),

@@ -1,0 +1,325 @@
+"""Every call the plugin makes to the Daytona API: a deadline, retries with backoff, short errors.
+
+A call runs in a daemon thread and the caller waits at most its deadline, so a hung API never
+hangs the run (and the SDK times out with a timer, never with SIGALRM, which would cancel
+pytest-timeout's alarm). Failures worth retrying (429, 502, 503, 504, a dropped or refused
+connection, a missed deadline) are retried with exponential backoff and jitter, honouring
+``Retry-After``, while the retry budget lasts. A call that may have run on the server
+(``retry="unsent"``) is retried only where the answer proves it did not run: 429 and 503
+("not handled", RFC 9110) and a refused connection. Whatever still fails becomes one
+`BackendCallError` with the operation, the sandbox, the status, the server's words and a fix.
+Once the API stops answering, later calls fail at once (`BackendUnreachableError`) instead of
+each waiting out its deadline; the first call that gets through again closes that circuit.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from .errors import BackendCallError, BackendUnreachableError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Retry = Literal["idempotent", "unsent", "never"]
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses that say the request was not handled at all, so even a create may be sent again.
+NOT_RUN_STATUSES = frozenset({429, 503})
+BACKOFF_BASE = 0.25
+BACKOFF_CAP = 8.0
+#: Extra time a call's thread gets past the SDK's own timeout before the caller gives up.
+DEADLINE_GRACE = 0.5
+
+
+class DeadlineExceeded(Exception):
+    """A call did not return within its deadline (it may still finish in its thread)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a call: its number (from 1) and the seconds it may take."""
+
+    number: int
+    limit: float
+
+
+@dataclass
+class _Outcome(Generic[T]):
+    done: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    result: Any = None
+    error: BaseException | None = None
+    abandoned: bool = False
+
+
+def run_with_deadline(
+    fn: Callable[[], T],
+    limit: float | None,
+    *,
+    on_abandon: Callable[[T], object] | None = None,
+    name: str = "pytest-daytona-call",
+) -> T:
+    """`fn()` in a daemon thread; `DeadlineExceeded` after `limit` seconds (None: no limit).
+
+    If the caller stops waiting (deadline, Ctrl-C) and `fn` later returns, `on_abandon` gets
+    its result, e.g. to delete a sandbox nobody will use.
+    """
+    outcome: _Outcome[T] = _Outcome()
+
+    def body() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the waiting caller
+            with outcome.lock:
+                outcome.error = exc
+                outcome.done.set()
+            return
+        with outcome.lock:
+            outcome.result = result
+            outcome.done.set()
+            late = outcome.abandoned
+        if late and on_abandon is not None:
+            try:
+                on_abandon(result)
+            except Exception as exc:
+                log.warning("pytest-daytona: cleaning up after an abandoned call failed: %s", exc)
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    try:
+        finished = outcome.done.wait(limit)
+    except BaseException:
+        _abandon(outcome)
+        raise
+    if not finished and not _abandon(outcome):
+        raise DeadlineExceeded(f"no answer within {limit:g}s")
+    if outcome.error is not None:
+        raise outcome.error
+    result: T = outcome.result
+    return result
+
+
+def _abandon(outcome: _Outcome[Any]) -> bool:
+    """Mark the call abandoned; True when it had finished after all."""
+    with outcome.lock:
+        if outcome.done.is_set():
+            return True
+        outcome.abandoned = True
+        return False
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What one failed attempt says about retrying."""
+
+    retryable: bool  # worth another try for a call that may safely run twice
+    not_run: bool  # the request provably did not run on the server
+    unreachable: bool  # the API did not answer at all
+    status: int | None
+    message: str
+    retry_after: float | None = None
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """How a failed attempt should be treated; None for errors that are not the API's."""
+    if isinstance(exc, DeadlineExceeded):
+        return Failure(True, False, True, None, str(exc))
+    from daytona import DaytonaConnectionError, DaytonaError, DaytonaTimeoutError
+
+    if isinstance(exc, DaytonaConnectionError):
+        refused = _refused(exc)
+        return Failure(True, refused, True, None, _first_line(exc))
+    if not isinstance(exc, DaytonaError):
+        return None
+    status = exc.status_code
+    message = _first_line(exc, getattr(exc, "message", None))
+    if status in RETRY_STATUSES:
+        return Failure(True, status in NOT_RUN_STATUSES, False, status, message, _retry_after(exc))
+    if isinstance(exc, DaytonaTimeoutError) and status is None:
+        # The SDK's own wait ran out: the API answered, the operation is just slow.
+        return Failure(False, False, False, None, message)
+    return Failure(False, False, False, status, message)
+
+
+def _refused(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or type(seen).__name__ in (
+            "NewConnectionError",
+            "ClientConnectorError",
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(exc: BaseException, message: str | None = None) -> str:
+    text = (message or str(exc) or type(exc).__name__).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _retry_after(exc: Any) -> float | None:
+    headers: Mapping[str, Any] = getattr(exc, "headers", None) or {}
+    value = next((str(v) for k, v in headers.items() if str(k).lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def fix_for(failure: Failure, api_url: str | None, limit: float) -> str:
+    """What a user can do about a call that failed like `failure`."""
+    status = failure.status
+    if status is None and failure.message.startswith("no answer within"):
+        return f"raise --daytona-timeout (now {limit:g}s) or check the Daytona API's status"
+    if failure.unreachable:
+        where = api_url or "the SDK's default URL"
+        return f"check that {where} is reachable (--daytona-api-url / DAYTONA_API_URL)"
+    if status == 401:
+        return "check DAYTONA_API_KEY: the API refused the key"
+    if status == 403:
+        return "the API key lacks the permission for this; check its scopes"
+    if status == 429:
+        return "Daytona is rate-limiting: run fewer workers or raise --daytona-retry-budget"
+    if status is not None and status >= 500:
+        return "the Daytona API is having trouble: retry later or raise --daytona-retry-budget"
+    if status is None:
+        return f"raise --daytona-timeout (now {limit:g}s)"
+    return ""
+
+
+class Caller:
+    """Makes API calls with deadlines and retries; one per process (see `Backend`).
+
+    `api_url` names the API in messages. `verbose` keeps the SDK's exception chained to the
+    short error (pytest shows it with ``-vv`` or ``--tb=long``).
+    """
+
+    def __init__(self, api_url: Callable[[], str | None] = lambda: None) -> None:
+        self._api_url = api_url
+        self.verbose = False
+        self._unreachable: str | None = None
+        self._lock = threading.Lock()
+        self.sleep: Callable[[float], None] = time.sleep
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the API counts as unreachable now, or None."""
+        return self._unreachable
+
+    def call(
+        self,
+        operation: str,
+        fn: Callable[[Attempt], T],
+        *,
+        timeout: float,
+        budget: float,
+        target: str | None = None,
+        retry: Retry = "idempotent",
+        passthrough: tuple[type[BaseException], ...] = (),
+        before_retry: Callable[[], object] | None = None,
+        on_abandon: Callable[[T], object] | None = None,
+        use_circuit: bool = True,
+    ) -> T:
+        """`fn(attempt)` until it succeeds, within `timeout` per attempt plus `budget` for
+        retries in all. Errors of a `passthrough` type are raised as they are (e.g. not
+        found, which callers handle); every other failure becomes a `BackendCallError`.
+        """
+        if use_circuit and self._unreachable is not None:
+            raise BackendUnreachableError(
+                operation,
+                f"the Daytona API stopped answering earlier in this run ({self._unreachable})",
+                target=target,
+                fix=fix_for(Failure(False, False, True, None, ""), self._api_url(), timeout),
+                unreachable=True,
+            )
+        started = time.monotonic()
+        end = started + timeout + budget
+        waited = 0.0
+        number = 0
+        while True:
+            number += 1
+            limit = max(0.05, min(timeout, end - time.monotonic()))
+            attempt = Attempt(number, limit)
+            try:
+                result = run_with_deadline(
+                    lambda: fn(attempt),  # noqa: B023 - called before the loop moves on
+                    limit + DEADLINE_GRACE,
+                    on_abandon=on_abandon,
+                    name=f"pytest-daytona {operation}",
+                )
+            except passthrough:
+                self._reachable()
+                raise
+            except Exception as exc:
+                failure = classify(exc)
+                if failure is None:
+                    raise
+                allowed = retry == "idempotent" or (retry == "unsent" and failure.not_run)
+                wait = self._backoff(number, failure.retry_after)
+                now = time.monotonic()
+                if (
+                    failure.retryable
+                    and allowed
+                    and waited + wait <= budget
+                    and now + wait + 0.05 < end
+                ):
+                    log.info("pytest-daytona: %s: %s; retrying in %.2fs", operation, exc, wait)
+                    waited += wait
+                    self.sleep(wait)
+                    if before_retry is not None:
+                        before_retry()
+                    continue
+                raise self._final(operation, target, failure, number, timeout, exc) from (
+                    exc if self.verbose else None
+                )
+            self._reachable()
+            return result
+
+    @staticmethod
+    def _backoff(number: int, retry_after: float | None) -> float:
+        backoff: float = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** (number - 1))
+        return max(backoff * random.uniform(0.5, 1.0), retry_after or 0.0)
+
+    def _final(
+        self,
+        operation: str,
+        target: str | None,
+        failure: Failure,
+        attempts: int,
+        timeout: float,
+        exc: BaseException,
+    ) -> BackendCallError:
+        if failure.unreachable:
+            with self._lock:
+                self._unreachable = f"{operation}: {failure.message}"
+        return BackendCallError(
+            operation,
+            failure.message,
+            target=target,
+            status=failure.status,
+            fix=fix_for(failure, self._api_url(), timeout),
+            attempts=attempts,
+            unreachable=failure.unreachable,
+        )
+
+    def _reachable(self) -> None:
+        if self._unreachable is not None:
+            with self._lock:
+                self._unreachable = None
