@@ -9,7 +9,8 @@ connection, a missed deadline) are retried with exponential backoff and jitter, 
 ("not handled", RFC 9110) and a refused connection. Whatever still fails becomes one
 `BackendCallError` with the operation, the sandbox, the status, the server's words and a fix.
 Once the API stops answering, later calls fail at once (`BackendUnreachableError`) instead of
-each waiting out its deadline; the first call that gets through again closes that circuit.
+each waiting out its deadline; one call per `timeout` seconds still goes through as a probe,
+and the first that gets an answer closes that circuit again.
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ class Caller:
         self._api_url = api_url
         self.verbose = False
         self._unreachable: str | None = None
+        self._probed_at = 0.0
         self._lock = threading.Lock()
         self.sleep: Callable[[float], None] = time.sleep
 
@@ -242,13 +244,15 @@ class Caller:
         found, which callers handle); every other failure becomes a `BackendCallError`.
         """
         if use_circuit and self._unreachable is not None:
-            raise BackendUnreachableError(
-                operation,
-                f"the Daytona API stopped answering earlier in this run ({self._unreachable})",
-                target=target,
-                fix=fix_for(Failure(False, False, True, None, ""), self._api_url(), timeout),
-                unreachable=True,
-            )
+            if not self._probe_due(timeout):
+                raise BackendUnreachableError(
+                    operation,
+                    f"the Daytona API stopped answering earlier in this run ({self._unreachable})",
+                    target=target,
+                    fix=fix_for(Failure(False, False, True, None, ""), self._api_url(), timeout),
+                    unreachable=True,
+                )
+            budget = 0.0  # a probe: one attempt tells whether the API is back
         started = time.monotonic()
         end = started + timeout + budget
         waited = 0.0
@@ -271,6 +275,8 @@ class Caller:
                 failure = classify(exc)
                 if failure is None:
                     raise
+                if not failure.unreachable:
+                    self._reachable()  # an error answer is still an answer
                 allowed = retry == "idempotent" or (retry == "unsent" and failure.not_run)
                 wait = self._backoff(number, failure.retry_after)
                 now = time.monotonic()
@@ -309,6 +315,7 @@ class Caller:
         if failure.unreachable:
             with self._lock:
                 self._unreachable = f"{operation}: {failure.message}"
+                self._probed_at = time.monotonic()
         return BackendCallError(
             operation,
             failure.message,
@@ -318,6 +325,15 @@ class Caller:
             attempts=attempts,
             unreachable=failure.unreachable,
         )
+
+    def _probe_due(self, timeout: float) -> bool:
+        """While the circuit is open, let one call through per `timeout` seconds."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._probed_at < timeout:
+                return False
+            self._probed_at = now
+            return True
 
     def _reachable(self) -> None:
         if self._unreachable is not None:

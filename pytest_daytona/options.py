@@ -196,9 +196,9 @@ def add_options(parser: pytest.Parser) -> None:
             kwargs.update(action="append", metavar=spec.metavar)
             names += ["--daytona-label"] if spec.name == "labels" else []
         else:
+            # No argparse choices: every source goes through the same validation (and case
+            # folding), so `--daytona-backend LOCAL` means what PYTEST_DAYTONA_BACKEND=LOCAL does.
             kwargs["metavar"] = spec.metavar
-            if spec.name == "backend":
-                kwargs["choices"] = ("daytona", "local")
         group.addoption(*names, help=spec.help + _env_note(spec), **kwargs)
         if spec.name == "reuse":
             group.addoption(

@@ -102,6 +102,11 @@ class Settings(BaseModel):
     def _backend_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @field_validator("language")
+    @classmethod
+    def _language_case(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
     @field_validator(*_INT_FIELDS, mode="before")
     @classmethod
     def _no_bool(cls, value: object) -> object:

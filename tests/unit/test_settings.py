@@ -419,7 +419,24 @@ def test_options_and_ini_keys_are_registered(pytester: pytest.Pytester) -> None:
 def test_backend_option_only_takes_its_choices(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--daytona-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--daytona-backend*invalid choice*cloud*"])
+    result.stderr.fnmatch_lines(
+        ["*daytona_backend = 'cloud' (from --daytona-backend): must be 'daytona' or 'local'*"]
+    )
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        Run(["--daytona-backend", "LOCAL", "--daytona-language", "Python", "--daytona-reuse"]),
+        Run(ini="daytona_backend = Local\ndaytona_language = PYTHON\ndaytona_reuse = TRUE"),
+        Run(env={"PYTEST_DAYTONA_BACKEND": " LOCAL ", "PYTEST_DAYTONA_REUSE": "Yes"},
+            ini="daytona_language = Python"),
+    ],
+    ids=["cli", "ini", "env"],
+)
+def test_values_are_case_normalised_alike_from_cli_ini_and_env(resolve: Resolve, run: Run) -> None:
+    settings = resolve(run)
+    assert (settings.backend, settings.language, settings.reuse) == ("local", "python", True)
 
 
 def test_field_specs_cover_the_model_exactly() -> None:
