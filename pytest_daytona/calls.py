@@ -18,6 +18,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -163,9 +164,14 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+_SDK_PREFIX = re.compile(r"^(?:Failed|Failure) [^:]{1,60}: ")
+
+
 def _first_line(exc: BaseException, message: str | None = None) -> str:
+    """The error's first line, without the SDK's "Failed to <do this>: " prefix."""
     text = (message or str(exc) or type(exc).__name__).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return _SDK_PREFIX.sub("", line, count=1)[:300]
 
 
 def _retry_after(exc: Any) -> float | None:

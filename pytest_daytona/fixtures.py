@@ -56,7 +56,7 @@ def _backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
         if config.get_verbosity() >= 2 or config.getoption("tbstyle", "auto") == "long":
             raise
         message = getattr(exc, "message", None) if isinstance(exc, DaytonaError) else None
-        pytest.fail(f"pytest-daytona: {message or exc}", pytrace=False)
+        raise pytest.fail.Exception(f"pytest-daytona: {message or exc}", pytrace=False) from None
 
 
 @pytest.fixture

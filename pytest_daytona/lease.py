@@ -12,6 +12,7 @@ deleted. Every call goes through `Api.call`: a deadline, retries and a short err
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import posixpath
 import secrets
@@ -71,6 +72,12 @@ class Api:
 
     client: Daytona
     caller: Caller
+    circuit: bool = True
+
+    def final(self) -> Api:
+        """This API for the end of the run: every call is tried even when the API stopped
+        answering earlier (concurrent releases keep that bounded by one deadline)."""
+        return dataclasses.replace(self, circuit=False)
 
     def call(
         self,
@@ -95,6 +102,7 @@ class Api:
             target=target,
             retry=retry,
             passthrough=(DaytonaNotFoundError,) if not_found_ok else (),
+            use_circuit=self.circuit,
             **kwargs,
         )
         return result

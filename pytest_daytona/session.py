@@ -79,6 +79,7 @@ class SandboxSession:
         self.failures: dict[str, ReleaseFailure] = {}
         self._extra_labels = ci_labels(os.environ)
         self._held: dict[str, Held] = {}
+        self._session_sdk: Sandbox | None = None  # when this process made or joined it
         self._lock = threading.Lock()
         self._closed = False
         atexit.register(self.close)
@@ -141,15 +142,17 @@ class SandboxSession:
             raise
         return self._handle(api, sdk, record.workspace, settings)
 
-    def release(self, sandbox_id: str) -> None:
+    def release(self, sandbox_id: str, *, final: bool = False) -> None:
         """Delete a sandbox this process acquired. Its record is dropped only once the delete
-        is confirmed; a failure is kept for the end-of-run sweep and report."""
+        is confirmed; a failure is kept for the end-of-run sweep and report. `final`: the
+        end of the run, when even an API that stopped answering gets one more try."""
         with self._lock:
             held = self._held.get(sandbox_id)
         if held is None:
             return
         try:
-            lease.release(self._api(), held.sdk, held.settings, reuse=False)
+            api = self._api().final() if final else self._api()
+            lease.release(api, held.sdk, held.settings, reuse=False)
         except (BackendCallError, BackendError) as exc:
             self.failures[sandbox_id] = ReleaseFailure(sandbox_id, held.record.name, str(exc))
             return
@@ -164,10 +167,10 @@ class SandboxSession:
         ids = [record.sandbox_id for record in self.records]
         if len(ids) <= 1:
             for sandbox_id in ids:
-                self.release(sandbox_id)
+                self.release(sandbox_id, final=True)
             return
         with ThreadPoolExecutor(min(8, len(ids)), thread_name_prefix="pytest-daytona") as pool:
-            list(pool.map(self.release, ids))
+            list(pool.map(lambda sandbox_id: self.release(sandbox_id, final=True), ids))
 
     # -- the run's session sandbox ------------------------------------------------------------
 
@@ -181,9 +184,11 @@ class SandboxSession:
             if record is not None:
                 sdk = lease.resume(api, settings, record.sandbox_id)
                 if sdk is not None:
+                    self._session_sdk = sdk
                     return self._handle(api, sdk, record.workspace, settings)
             cache_key = reuse_cache_key(self.reuse_key)
             sdk = self._new_session_sandbox(api, cache.get(cache_key, None) if cache else None)
+            self._session_sdk = sdk
             record = self._record(sdk, settings, "session", "")
             self.run_dir.write_session(record)  # recorded before anything else can fail
             try:
@@ -223,7 +228,7 @@ class SandboxSession:
             leftovers = self.run_dir.leftover_leases()
             if record is None and not leftovers and not self.backend.started:
                 return  # this run never made a sandbox
-            api = self._api()
+            api = self._api().final()
             kept: set[str] = set()
             if record is not None:
                 self._release_session(api, record)
@@ -239,7 +244,9 @@ class SandboxSession:
     def _release_session(self, api: Api, record: LeaseRecord) -> None:
         settings = self.settings
         try:
-            sdk = lease.get(api, settings, record.sandbox_id)
+            sdk = self._session_sdk
+            if sdk is None or sdk.id != record.sandbox_id:  # made by a worker: look it up
+                sdk = lease.get(api, settings, record.sandbox_id)
             if sdk is not None:
                 if record.reuse:
                     reuse.release(api, sdk, settings)
