@@ -125,7 +125,7 @@ def test_beyond_the_budget_a_short_clear_error_and_nothing_left(
             [
                 "*pytest-daytona: sandboxes left behind*",
                 "* delete sandbox * failed (after * attempts): HTTP 503: capacity exhausted*",
-                "*2 sandboxes could not be deleted*pytest --daytona-cleanup --daytona-cleanup-run-id*",
+                "*2 sandboxes could not be deleted*--daytona-cleanup --daytona-cleanup-run-id*",
             ]
         )
         server.reset()
@@ -172,7 +172,7 @@ def test_a_create_abandoned_at_its_deadline_is_deleted_when_it_completes(
     server.set_latency(CREATE, 1.5)
     result = run(pytester, server, "--daytona-timeout", "1", "--daytona-retry-budget", "0")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*create sandbox failed: *exceeded timeout of 1.0 seconds*--daytona-timeout*"])
+    result.stdout.fnmatch_lines(["*create sandbox failed: *exceeded timeout*--daytona-timeout*"])
     assert server.stats()["creates"] == 1
     assert settle(server) == {}
 
