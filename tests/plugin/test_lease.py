@@ -11,8 +11,8 @@ import pytest
 from daytona import Daytona, DaytonaConfig
 
 from pytest_daytona import lease
-from pytest_daytona.coordination import RunDir
 from pytest_daytona.calls import Caller
+from pytest_daytona.coordination import RunDir
 from pytest_daytona.errors import BackendCallError, LeaseError, SandboxWarning
 from pytest_daytona.lease import Api
 from pytest_daytona.local import LocalServer
@@ -115,7 +115,7 @@ def test_setup_failure_after_create_deletes_the_sandbox(
     server: LocalServer, session: SandboxSession
 ) -> None:
     server.inject_fault("POST /files/folder", 500)
-    with pytest.raises(BackendCallError, match="create the workspace in sandbox .*HTTP 500"):
+    with pytest.raises(BackendCallError, match=r"create the workspace in sandbox .*HTTP 500"):
         session.acquire(session.settings)
     assert server.stats()["creates"] == 1
     assert server.stats()["live"] == 0
@@ -127,7 +127,7 @@ def test_create_that_fails_half_way_is_found_by_name_and_deleted(tmp_path: Path)
     with LocalServer(tmp_path / "slow", transition_delay=3) as slow:
         held = new_session(make_settings(slow, timeout=1, retry_budget=0), tmp_path)
         try:
-            with pytest.raises(BackendCallError, match="create sandbox failed.*--daytona-timeout"):
+            with pytest.raises(BackendCallError, match=r"create sandbox failed.*--daytona-timeout"):
                 held.acquire(held.settings)
             held.strays.finish()
             assert slow.stats()["creates"] == 1

@@ -429,8 +429,10 @@ def test_backend_option_only_takes_its_choices(pytester: pytest.Pytester) -> Non
     [
         Run(["--daytona-backend", "LOCAL", "--daytona-language", "Python", "--daytona-reuse"]),
         Run(ini="daytona_backend = Local\ndaytona_language = PYTHON\ndaytona_reuse = TRUE"),
-        Run(env={"PYTEST_DAYTONA_BACKEND": " LOCAL ", "PYTEST_DAYTONA_REUSE": "Yes"},
-            ini="daytona_language = Python"),
+        Run(
+            env={"PYTEST_DAYTONA_BACKEND": " LOCAL ", "PYTEST_DAYTONA_REUSE": "Yes"},
+            ini="daytona_language = Python",
+        ),
     ],
     ids=["cli", "ini", "env"],
 )
