@@ -89,9 +89,7 @@ def test_429s_during_60_tests_on_4_workers_cost_no_test(
 def test_a_get_that_fails_never_prevents_the_delete(
     pytester: pytest.Pytester, server: LocalServer, key_env: None
 ) -> None:
-    pytester.makepyfile(
-        TWO_TESTS + "\ndef test_session(daytona_session_sandbox):\n    pass\n"
-    )
+    pytester.makepyfile(TWO_TESTS + "\ndef test_session(daytona_session_sandbox):\n    pass\n")
     server.inject_fault(GET, 503, count=50)
     run(pytester, server, "--daytona-retry-budget", "0").assert_outcomes(passed=3)
     assert settle(server) == {}
