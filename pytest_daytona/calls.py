@@ -37,8 +37,11 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 NOT_RUN_STATUSES = frozenset({429, 503})
 BACKOFF_BASE = 0.25
 BACKOFF_CAP = 8.0
-#: Extra time a call's thread gets past the SDK's own timeout before the caller gives up.
-DEADLINE_GRACE = 0.5
+#: Extra time a call's thread gets past the SDK's own timeout before the caller gives up
+#: (so that the SDK's clearer timeout error wins); counted inside `timeout + budget`.
+DEADLINE_GRACE = 0.25
+#: A retry is made only if at least this long is left for it.
+MIN_ATTEMPT = 0.25
 
 
 class DeadlineExceeded(Exception):
@@ -245,8 +248,8 @@ class Caller:
         on_abandon: Callable[[T], object] | None = None,
         use_circuit: bool = True,
     ) -> T:
-        """`fn(attempt)` until it succeeds, within `timeout` per attempt plus `budget` for
-        retries in all. Errors of a `passthrough` type are raised as they are (e.g. not
+        """`fn(attempt)` until it succeeds: each attempt within `timeout`, all of them within
+        `timeout + budget`. Errors of a `passthrough` type are raised as they are (e.g. not
         found, which callers handle); every other failure becomes a `BackendCallError`.
         """
         if use_circuit and self._unreachable is not None:
@@ -265,7 +268,7 @@ class Caller:
         number = 0
         while True:
             number += 1
-            limit = max(0.05, min(timeout, end - time.monotonic()))
+            limit = max(0.05, min(timeout, end - time.monotonic() - DEADLINE_GRACE))
             attempt = Attempt(number, limit)
             try:
                 result = run_with_deadline(
@@ -290,7 +293,7 @@ class Caller:
                     failure.retryable
                     and allowed
                     and waited + wait <= budget
-                    and now + wait + 0.05 < end
+                    and end - (now + wait) >= DEADLINE_GRACE + MIN_ATTEMPT
                 ):
                     log.info("pytest-daytona: %s: %s; retrying in %.2fs", operation, exc, wait)
                     waited += wait
