@@ -26,6 +26,9 @@ from .settings import Problem, SettingsError, describe_for_header, resolve_setti
 
 __all__ = ["daytona_sandbox", "daytona_sandbox_factory", "daytona_session_sandbox"]
 
+#: `pytest --daytona-cleanup` (its options and the command) lives in its own plugin module.
+pytest_plugins = ["pytest_daytona.cleanup"]
+
 RUN_DIR_KEY = "pytest_daytona_run_dir"
 CONNECTION_KEY = "pytest_daytona_connection"
 SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
