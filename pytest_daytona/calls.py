@@ -104,7 +104,7 @@ def run_with_deadline(
         _abandon(outcome)
         raise
     if not finished and not _abandon(outcome):
-        raise DeadlineExceeded(f"no answer within {limit:g}s")
+        raise DeadlineExceeded(f"no answer within {limit:.3g}s")
     if outcome.error is not None:
         raise outcome.error
     result: T = outcome.result

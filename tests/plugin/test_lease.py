@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -287,3 +288,77 @@ def test_sandboxes_carry_ci_job_labels(
     assert labels["pytest-daytona-gh-run-id"] == "9876"
     assert labels["pytest-daytona-gh-job"] == "matrix-cell"
     assert labels["pytest-daytona-ci"] == "true"
+
+
+def test_fresh_replaces_an_unrecoverable_reused_sandbox_and_later_runs_reuse_the_new_one(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    cache = FakeCache()
+    broken = one_run(server, tmp_path, cache)
+    server.force_error(broken, recoverable=False, reason="disk lost")
+    with pytest.raises(LeaseError, match="fresh"):
+        one_run(server, tmp_path, cache)
+    fresh = one_run(server, tmp_path, cache, fresh=True)
+    assert fresh != broken and deleted(server, broken)
+    assert one_run(server, tmp_path, FakeCache()) == fresh  # found by labels, not the broken one
+    assert states(server) == {fresh: "stopped"}
+
+
+def test_fresh_replaces_a_sandbox_claimed_by_another_run(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    settings = make_settings(server, reuse=True)
+    holder = new_session(settings, tmp_path, reuse_key="k")
+    try:
+        claimed = holder.session_sandbox(FakeCache())  # type: ignore[arg-type]
+        assert claimed.sdk.labels["pytest-daytona-claimed-by"] == holder.run_id
+        replacement = one_run(server, tmp_path, FakeCache(), fresh=True)
+    finally:
+        holder.close()
+    assert replacement != claimed.id
+    assert deleted(server, claimed.id)
+
+
+def ttl_left(sandbox: Any) -> float | None:
+    """Minutes until Daytona destroys `sandbox` (its ``autoDestroyAt``), None without a TTL."""
+    if not sandbox.auto_destroy_at:
+        return None
+    when = datetime.fromisoformat(sandbox.auto_destroy_at.replace("Z", "+00:00"))
+    return (when - datetime.now(timezone.utc)).total_seconds() / 60
+
+
+def test_sandboxes_carry_a_ttl_and_a_reused_one_renews_it_on_resume(
+    server: LocalServer, tmp_path: Path
+) -> None:
+    held = new_session(make_settings(server, timeout=600), tmp_path)
+    try:
+        function = held.acquire(held.settings)
+        session = held.session_sandbox(None)
+        assert 99 < (ttl_left(function.sdk) or 0) <= 100  # 10 x timeout (600 s)
+        assert 1439 < (ttl_left(session.sdk) or 0) <= 1440
+        assert function.sdk.auto_stop_interval == 20  # 2 x timeout, above Daytona's 15
+    finally:
+        held.close()
+    cache = FakeCache()
+    kept = one_run(server, tmp_path, cache)
+    ttl_route = "POST /sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}"
+    assert server.stats()["by_route"].get(ttl_route, 0) == 0  # created with it
+    assert one_run(server, tmp_path, cache) == kept
+    assert server.stats()["by_route"][ttl_route] == 1  # renewed on resume
+    client = Daytona(DaytonaConfig(api_key=server.token, api_url=server.api_url))
+    assert 10079 < (ttl_left(client.get(kept)) or 0) <= 10080
+
+
+@pytest.mark.parametrize(("ttl", "expected"), [(0, None), (5, 5)])
+def test_the_ttl_setting_overrides_or_disables_it(
+    server: LocalServer, tmp_path: Path, ttl: int, expected: int | None
+) -> None:
+    held = new_session(make_settings(server, ttl=ttl), tmp_path)
+    try:
+        left = ttl_left(held.acquire(held.settings).sdk)
+    finally:
+        held.close()
+    if expected is None:
+        assert left is None
+    else:
+        assert left is not None and expected - 1 < left <= expected
