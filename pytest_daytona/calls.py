@@ -252,6 +252,7 @@ class Caller:
         `timeout + budget`. Errors of a `passthrough` type are raised as they are (e.g. not
         found, which callers handle); every other failure becomes a `BackendCallError`.
         """
+        __tracebackhide__ = True
         if use_circuit and self._unreachable is not None:
             if not self._probe_due(timeout):
                 raise BackendUnreachableError(

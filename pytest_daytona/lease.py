@@ -92,6 +92,7 @@ class Api:
     ) -> T:
         """`fn` with the deadline (`timeout`) and retry budget of `settings`; with
         `not_found_ok` a 404 is raised as the SDK's `DaytonaNotFoundError` for the caller."""
+        __tracebackhide__ = True
         from daytona import DaytonaNotFoundError
 
         result: T = self.caller.call(
