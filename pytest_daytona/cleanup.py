@@ -24,7 +24,8 @@ import pytest
 from . import coordination, lease, reuse
 from .backend import Backend
 from .errors import BackendError
-from .settings import Settings, SettingsError, resolve_settings
+from .resolve import SettingsError, resolve_settings
+from .settings import Settings
 
 if TYPE_CHECKING:
     from _pytest._io import TerminalWriter

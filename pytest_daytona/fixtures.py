@@ -10,9 +10,10 @@ import pytest
 
 from .errors import DaytonaPluginError
 from .options import DICT_FIELDS
+from .resolve import resolve_settings
 from .sandbox import DaytonaSandbox
 from .session import SandboxSession
-from .settings import Settings, resolve_settings
+from .settings import Settings
 
 SESSION_KEY = pytest.StashKey[SandboxSession]()
 #: The merged ``@pytest.mark.daytona`` kwargs of an item and the settings they give.

@@ -21,8 +21,9 @@ from .fixtures import (
     merge_overrides,
 )
 from .options import add_options
+from .resolve import Problem, SettingsError, resolve_settings
 from .session import SandboxSession
-from .settings import Problem, SettingsError, describe_for_header, resolve_settings
+from .settings import describe_for_header
 
 __all__ = ["daytona_sandbox", "daytona_sandbox_factory", "daytona_session_sandbox"]
 

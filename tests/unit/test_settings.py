@@ -12,13 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from pytest_daytona.options import FIELD_SPECS, RUN_WIDE
-from pytest_daytona.settings import (
-    Settings,
-    SettingsError,
-    describe_for_header,
-    missing_api_key_message,
-    resolve_settings,
-)
+from pytest_daytona.resolve import SettingsError, resolve_settings
+from pytest_daytona.settings import Settings, describe_for_header, missing_api_key_message
 
 ENV_VARS = (
     "DAYTONA_API_KEY",
