@@ -222,12 +222,21 @@ def acquire(
             before_retry=sweep_last,
             on_abandon=lambda late: strays.delete_late(late),
         )
-    except BaseException:
-        if names:
+    except BackendCallError as exc:
+        if names and not _surely_not_created(exc):
             strays.watch(names[-1])
             strays.check(names[-1])
         raise
+    except BaseException:  # Ctrl-C: no blocking lookup now; the end of the run looks again
+        if names:
+            strays.watch(names[-1])
+        raise
     return sandbox
+
+
+def _surely_not_created(exc: BackendCallError) -> bool:
+    """A client error (bad params, auth, quota) says the create was refused outright."""
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status != 408
 
 
 def realize_workspace(api: Api, sandbox: Sandbox, settings: Settings) -> str:

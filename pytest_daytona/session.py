@@ -228,7 +228,12 @@ class SandboxSession:
             leftovers = self.run_dir.leftover_leases()
             if record is None and not leftovers and not self.backend.started:
                 return  # this run never made a sandbox
-            api = self._api().final()
+            try:
+                api = self._api().final()
+            except BackendError as exc:  # no client can be had: report what is left
+                for left in [*([record] if record else []), *leftovers]:
+                    self._failed(left.sandbox_id, left.name, exc)
+                return
             kept: set[str] = set()
             if record is not None:
                 self._release_session(api, record)
