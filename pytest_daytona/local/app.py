@@ -12,7 +12,7 @@ import socketio
 from aiohttp import web
 
 from . import rest, toolbox
-from .context import LOCAL, LocalContext, parse_body
+from .context import LOCAL, LocalContext, parse_body, read_ahead
 from .control import ErrorStateRule, FaultRule, LatencyRule
 from .errors import ApiError, error_response
 
@@ -54,16 +54,33 @@ async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamRespon
         return await _answer(request, handler)
     route = route_name(request)
     ctx.control.count(route)
-    delay = ctx.control.latency.get(route)
+    delay = ctx.control.delay(route)
     if delay:
         await asyncio.sleep(delay)
     fault = ctx.control.take_fault(route)
-    if fault is not None:
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
-        if fault.status == 429 and headers is None:
-            headers = {"Retry-After": "1"}
-        return error_response(fault.status, fault.message, headers=headers)
-    return await _answer(request, handler)
+    if fault is None:
+        return await _answer(request, handler)
+    if fault.complete_after is not None:
+        await _complete_later(request, handler, route, fault.complete_after)
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+    if fault.status == 429 and headers is None:
+        headers = {"Retry-After": "1"}
+    return error_response(fault.status, fault.message, headers=headers)
+
+
+async def _complete_later(request: web.Request, handler: Handler, route: str, after: float) -> None:
+    """Carry the request out `after` seconds from now, though its client got a fault."""
+    try:
+        await read_ahead(request)  # the client may not wait for its body to be read
+    except Exception as exc:  # no body, no late completion; the fault still goes out
+        log.warning("%s: body unreadable, no late completion: %s", route, exc)
+        return
+
+    async def work() -> str:
+        response = await _answer(request, handler)
+        return f"{response.status} {response.reason}"
+
+    request.app[LOCAL].late.schedule(after, route, work)
 
 
 async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -86,6 +103,7 @@ def stats(ctx: LocalContext) -> dict[str, Any]:
         "requests": ctx.control.requests,
         "by_route": dict(ctx.control.by_route),
         "states": {r.id: r.state.value for r in ctx.lifecycle.store},
+        "late_pending": len(ctx.late),
         "isolation": "bwrap" if ctx.runner.isolated else "none",
     }
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import MultipartReader, StreamReader, web
 from pydantic import BaseModel, ValidationError
 
 from .control import Control
 from .errors import ApiError
+from .late import LateCompletions
 from .lifecycle import Lifecycle
 from .records import SandboxRecord
 from .runner import Runner
@@ -29,6 +31,7 @@ class LocalContext:
     token: str
     api_url: str = ""
     default_exec_timeout: float | None = None
+    late: LateCompletions = field(default_factory=LateCompletions)
     _paths: dict[str, SandboxPaths] = field(default_factory=dict)
 
     def toolbox_url(self) -> str:
@@ -47,11 +50,31 @@ class LocalContext:
 
 LOCAL = web.AppKey("pytest_daytona_local", LocalContext)
 
+#: The whole body of a request read ahead of its handler (for a late completion).
+READ_AHEAD = web.RequestKey("pytest_daytona_read_ahead", bytes)
+
+
+async def read_ahead(request: web.Request) -> None:
+    """Read the whole body now, so a handler can still parse it after the answer went out."""
+    request[READ_AHEAD] = await request.read()
+
+
+async def multipart_reader(request: web.Request) -> MultipartReader:
+    """The multipart body as a stream, also when it was read ahead."""
+    raw = request.get(READ_AHEAD)
+    if raw is None:
+        return await request.multipart()
+    stream = StreamReader(request.protocol, len(raw) + 1, loop=asyncio.get_running_loop())
+    stream.feed_data(raw)
+    stream.feed_eof()
+    return MultipartReader(request.headers, stream)
+
 
 async def parse_body(request: web.Request, model: type[ModelT]) -> ModelT:
     """The JSON body validated against `model`, or a 400 naming what is wrong."""
     try:
-        raw = await request.json() if request.can_read_body else {}
+        text = await request.text() if request.body_exists else ""  # also when read ahead
+        raw = json.loads(text) if text.strip() else {}
     except json.JSONDecodeError as exc:
         raise ApiError(400, f"request body is not valid JSON: {exc}") from None
     try:

@@ -7,22 +7,30 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, Field
 
+#: The `LatencyRule.route` that applies to every counted route without a rule of its own.
+ANY_ROUTE = "*"
+
 
 class FaultRule(BaseModel):
-    """The next `count` calls of `route` (e.g. ``POST /sandbox``) answer `status`."""
+    """The next `count` calls of `route` (e.g. ``POST /sandbox``) answer `status`.
+
+    With `complete_after` (seconds) the call is still carried out that long after the fault
+    was answered, as an API behind a gateway that gave up (say, 504) finishes the work anyway.
+    """
 
     route: str
     status: int = Field(ge=400, le=599)
     count: int = Field(default=1, ge=1)
     message: str = "injected fault"
     retry_after: int | None = Field(default=None, ge=0)
+    complete_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
 
 
 class LatencyRule(BaseModel):
-    """Every call of `route` waits `seconds` before it is handled (0 removes the rule)."""
+    """Every call of `route` (``"*"``: of every route) waits `seconds` first (0 removes it)."""
 
     route: str
-    seconds: float = Field(ge=0, le=60)
+    seconds: float = Field(ge=0, le=120)
 
 
 class ErrorStateRule(BaseModel):
@@ -55,6 +63,10 @@ class Control:
                     self.faults.remove(rule)
                 return rule
         return None
+
+    def delay(self, route: str) -> float:
+        """Seconds a call of `route` waits: its own rule, else the ``"*"`` rule, else 0."""
+        return self.latency.get(route, self.latency.get(ANY_ROUTE, 0.0))
 
     def set_latency(self, rule: LatencyRule) -> None:
         """Add, change or (with 0 seconds) remove the latency of a route."""

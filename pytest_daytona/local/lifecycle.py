@@ -1,4 +1,4 @@
-"""The sandbox state machine, its transition delay, and the auto-stop/archive/delete reaper."""
+"""The sandbox state machine, its transition delay, and the reaper (TTL and intervals)."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ class Lifecycle:
 
     `transition_delay` seconds pass in each transitional state (creating, starting, stopping,
     destroying), so clients see the same two-step changes as on Daytona. `minute` is how many
-    seconds one Daytona "minute" of the auto-stop/archive/delete intervals lasts (60 normally;
-    tests shrink it).
+    seconds one Daytona "minute" of the TTL and the auto-stop/archive/delete intervals lasts
+    (60 normally; tests shrink it).
     """
 
     def __init__(
@@ -59,7 +59,7 @@ class Lifecycle:
 
     def dto(self, record: SandboxRecord) -> dict[str, Any]:
         """The record as the REST API returns it."""
-        return record.to_api(self._toolbox_url())
+        return record.to_api(self._toolbox_url(), minute=self.minute)
 
     def lookup(self, id_or_name: str) -> SandboxRecord:
         """A live sandbox or a 404 in Daytona's shape."""
@@ -96,6 +96,8 @@ class Lifecycle:
             value = getattr(body, field)
             if value is not None:
                 setattr(record, field, value)
+        if body.ttl_minutes:
+            record.set_ttl(body.ttl_minutes)
         self.store.add(record)
         self.creates += 1
         await self._emit("sandbox.created", self.dto(record))
@@ -130,6 +132,13 @@ class Lifecycle:
         snapshot = self.dto(record)
         self._spawn(self._finish_delete(record))
         return snapshot
+
+    def set_ttl(self, record: SandboxRecord, minutes: int) -> None:
+        """Destroy the sandbox `minutes` from now, whatever its state (0 disables the TTL)."""
+        if minutes < 0:
+            raise ApiError(400, "TTL must be a non-negative integer")
+        record.set_ttl(minutes)
+        self.store.save(record)
 
     async def fail(self, record: SandboxRecord, *, reason: str, recoverable: bool) -> None:
         """Force a sandbox into the error state (fault injection)."""
@@ -174,7 +183,7 @@ class Lifecycle:
     # -- reaper ---------------------------------------------------------------------------
 
     def start_reaper(self, tick: float) -> None:
-        """Begin honouring auto-stop, auto-archive and auto-delete intervals."""
+        """Begin honouring TTLs and the auto-stop, auto-archive and auto-delete intervals."""
         self._reaper = asyncio.ensure_future(self._reap_forever(tick))
 
     async def _reap_forever(self, tick: float) -> None:
@@ -186,9 +195,14 @@ class Lifecycle:
                 log.exception("sandbox reaper failed")
 
     async def reap(self) -> None:
-        """One pass: stop idle sandboxes, delete or archive stopped ones whose time came."""
+        """One pass: destroy expired sandboxes (any state), stop idle ones, delete or archive
+        stopped ones whose time came."""
         now = time.time()
         for record in list(self.store):
+            destroy_at = record.destroy_at(self.minute)
+            if destroy_at is not None and now >= destroy_at:
+                await self.delete(record)
+                continue
             idle = now - record.last_activity_ts
             if (
                 record.state is State.STARTED

@@ -41,9 +41,15 @@ DEFAULT_AUTO_ARCHIVE_MINUTES = 7 * 24 * 60
 DEFAULT_AUTO_DELETE_MINUTES = -1
 
 
+def iso_time(ts: float) -> str:
+    """A Unix time in the ISO 8601 UTC form Daytona uses."""
+    moment = datetime.fromtimestamp(ts, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def iso_now() -> str:
     """The current UTC time in the ISO 8601 form Daytona uses."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_time(time.time())
 
 
 def new_sandbox_id() -> str:
@@ -80,6 +86,7 @@ class CreateSandboxBody(_Camel):
     auto_stop_interval: int | None = Field(default=None, ge=0)
     auto_archive_interval: int | None = Field(default=None, ge=0)
     auto_delete_interval: int | None = None
+    ttl_minutes: int | None = Field(default=None, ge=0)
     build_info: BuildInfoBody | None = None
 
 
@@ -106,6 +113,9 @@ class SandboxRecord(_Camel):
     auto_stop_interval: int = DEFAULT_AUTO_STOP_MINUTES
     auto_archive_interval: int = DEFAULT_AUTO_ARCHIVE_MINUTES
     auto_delete_interval: int = DEFAULT_AUTO_DELETE_MINUTES
+    # Time to live: destroyed `ttl_minutes` after `ttl_anchor_ts` whatever its state (0 = none).
+    ttl_minutes: int = 0
+    ttl_anchor_ts: float | None = None
     build_info: BuildInfoBody | None = None
     created_at: str = Field(default_factory=iso_now)
     updated_at: str = Field(default_factory=iso_now)
@@ -113,6 +123,17 @@ class SandboxRecord(_Camel):
     # Monotonic-free wall clock seconds, for the reaper (survives restarts).
     last_activity_ts: float = Field(default_factory=time.time)
     stopped_ts: float | None = None
+
+    def set_ttl(self, minutes: int) -> None:
+        """Live `minutes` from now, whatever the state (0 disables the TTL)."""
+        self.ttl_minutes = minutes
+        self.ttl_anchor_ts = time.time() if minutes else None
+
+    def destroy_at(self, minute: float) -> float | None:
+        """Wall-clock second the TTL runs out, with `minute` seconds a minute (None: no TTL)."""
+        if not self.ttl_minutes or self.ttl_anchor_ts is None:
+            return None
+        return self.ttl_anchor_ts + self.ttl_minutes * minute
 
     def touch(self) -> None:
         """Record activity now (resets the auto-stop clock)."""
@@ -129,11 +150,14 @@ class SandboxRecord(_Camel):
             self.stopped_ts = None
             self.touch()
 
-    def to_api(self, toolbox_proxy_url: str) -> dict[str, Any]:
-        """The sandbox as Daytona's REST API returns it (camelCase JSON)."""
-        data = self.model_dump(
-            by_alias=True, exclude={"last_activity_ts", "stopped_ts"}, mode="json"
-        )
+    def to_api(self, toolbox_proxy_url: str, *, minute: float = 60.0) -> dict[str, Any]:
+        """The sandbox as Daytona's REST API returns it (camelCase JSON).
+
+        `minute` is the server's length of a minute, for ``autoDestroyAt``.
+        """
+        data = self.model_dump(by_alias=True, exclude=_INTERNAL_FIELDS, mode="json")
+        destroy_at = self.destroy_at(minute)
+        data["autoDestroyAt"] = None if destroy_at is None else iso_time(destroy_at)
         data["kvm"] = False
         data["desiredState"] = _desired_state(self.state)
         data["toolboxProxyUrl"] = toolbox_proxy_url
@@ -148,6 +172,10 @@ class SandboxRecord(_Camel):
                 "snapshotRef": f"local-build-{self.id[:12]}",
             }
         return data
+
+
+#: Bookkeeping the record keeps on disk but the REST API does not return.
+_INTERNAL_FIELDS = {"last_activity_ts", "stopped_ts", "ttl_minutes", "ttl_anchor_ts"}
 
 
 def _desired_state(state: State) -> str:

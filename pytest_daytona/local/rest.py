@@ -127,6 +127,21 @@ def _interval_setter(field: str, minimum: int) -> Any:
     return handler
 
 
+async def set_ttl(request: web.Request) -> web.Response:
+    """``POST /sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}``: re-anchor the TTL (0 disables)."""
+    raw = request.match_info["ttlMinutes"]
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not minutes.is_integer() or minutes < 0:
+        raise ApiError(400, f"TTL must be a non-negative integer, got {raw!r}")
+    record = _sandbox(request)
+    lifecycle = _ctx(request).lifecycle
+    lifecycle.set_ttl(record, int(minutes))
+    return web.json_response(lifecycle.dto(record))
+
+
 async def toolbox_proxy_url(request: web.Request) -> web.Response:
     """``GET /sandbox/{sandboxId}/toolbox-proxy-url``."""
     _sandbox(request)
@@ -151,4 +166,5 @@ def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
     router.add_post(
         f"{prefix}{SANDBOX}/autodelete/{{interval}}", _interval_setter("auto_delete_interval", -1)
     )
+    router.add_post(f"{prefix}{SANDBOX}/ttl/{{ttlMinutes}}", set_ttl)
     router.add_get(f"{prefix}{SANDBOX}/toolbox-proxy-url", toolbox_proxy_url)

@@ -151,8 +151,9 @@ class LocalServer:
         self._ctx, self._runner, self._sio = ctx, runner, sio
 
     async def stop_async(self) -> None:
-        """Stop serving, finish pending transitions and close every connection."""
+        """Stop serving, settle late completions and pending transitions, close connections."""
         if self._ctx is not None:
+            await self._ctx.late.close()
             await self._ctx.lifecycle.close()
         if self._sio is not None:
             with contextlib.suppress(Exception):
@@ -243,10 +244,25 @@ class LocalServer:
 
         return self._call(read())
 
-    def inject_fault(self, route: str, status: int, count: int = 1, **extra: Any) -> None:
-        """Make the next `count` calls of `route` (e.g. ``"POST /sandbox"``) answer `status`."""
+    def inject_fault(
+        self,
+        route: str,
+        status: int,
+        count: int = 1,
+        *,
+        complete_after: float | None = None,
+        **extra: Any,
+    ) -> None:
+        """Make the next `count` calls of `route` (e.g. ``"POST /sandbox"``) answer `status`.
+
+        With `complete_after` each such call is still carried out that many seconds later
+        (a gateway timed out, the API behind it did the work). `extra`: other `FaultRule`
+        fields (`message`, `retry_after`).
+        """
         ctx = self._require_ctx()
-        rule = FaultRule(route=route, status=status, count=count, **extra)
+        rule = FaultRule(
+            route=route, status=status, count=count, complete_after=complete_after, **extra
+        )
 
         async def add() -> None:
             ctx.control.faults.append(rule)
@@ -254,7 +270,8 @@ class LocalServer:
         self._call(add())
 
     def set_latency(self, route: str, seconds: float) -> None:
-        """Delay every call of `route` by `seconds` (0 removes the delay)."""
+        """Delay every call of `route` (``"*"``: of every route without a delay of its own) by
+        `seconds`, at most 120 (0 removes the delay)."""
         ctx = self._require_ctx()
         rule = LatencyRule(route=route, seconds=seconds)
 

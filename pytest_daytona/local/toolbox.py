@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import BodyPartReader, MultipartWriter, web
 from pydantic import BaseModel, Field
 
-from .context import LOCAL, LocalContext, parse_body
+from .context import LOCAL, LocalContext, multipart_reader, parse_body
 from .errors import ApiError, daemon_error
 from .records import SandboxRecord, State
 from .runner import parse_command
@@ -238,7 +238,7 @@ async def _receive_upload(
 ) -> tuple[dict[str, str], dict[str, Path]]:
     dests: dict[str, str] = {}
     blobs: dict[str, Path] = {}
-    reader = await request.multipart()
+    reader = await multipart_reader(request)
     while (part := await reader.next()) is not None:
         if not isinstance(part, BodyPartReader) or not part.name:
             raise ApiError(400, "unexpected multipart part")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,3 +98,19 @@ def route_count(server: LocalServer, route: str) -> int:
     """How often `route` (e.g. ``"GET /sandbox/{sandboxIdOrName}"``) was called."""
     by_route: dict[str, Any] = server.stats()["by_route"]
     return int(by_route.get(route, 0))
+
+
+def http_json(
+    server: LocalServer, method: str, path: str, token: str | None, body: Any = None
+) -> tuple[int, Any]:
+    """One raw HTTP call under the server's API URL: (status, decoded JSON body)."""
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(server.api_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")

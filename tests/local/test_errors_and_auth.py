@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
-from typing import Any
-
 import pytest
 from daytona import (
     Daytona,
@@ -18,22 +13,7 @@ from daytona import (
 
 from pytest_daytona.local import LocalServer
 
-from .conftest import close_client, route_count
-
-
-def _http(
-    server: LocalServer, method: str, path: str, token: str | None, body: Any = None
-) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(server.api_url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
+from .conftest import close_client, http_json, route_count
 
 
 def test_rate_limit_maps_to_sdk_error_with_retry_after(
@@ -58,20 +38,22 @@ def test_fault_applies_to_the_next_n_calls_of_a_route(server: LocalServer, clien
     assert route_count(server, "POST /process/execute") == 3
 
 
-def test_faults_and_latency_over_http(server: LocalServer, client: Daytona) -> None:
-    status, _ = _http(
+def test_faults_and_latency_overhttp_json(server: LocalServer, client: Daytona) -> None:
+    status, _ = http_json(
         server, "POST", "/_local/faults", server.token, {"route": "GET /sandbox", "status": 500}
     )
     assert status == 200
-    status, _ = _http(
+    status, _ = http_json(
         server, "POST", "/_local/latency", server.token, {"route": "GET /sandbox", "seconds": 0.01}
     )
     assert status == 200
-    status, body = _http(server, "GET", "/sandbox", server.token)
+    status, body = http_json(server, "GET", "/sandbox", server.token)
     assert (status, body["statusCode"], body["source"]) == (500, 500, "DAYTONA_API")
-    status, body = _http(server, "GET", "/sandbox", server.token)
+    status, body = http_json(server, "GET", "/sandbox", server.token)
     assert status == 200 and body["items"] == []
-    status, _ = _http(server, "POST", "/_local/faults", server.token, {"route": "x", "status": 200})
+    status, _ = http_json(
+        server, "POST", "/_local/faults", server.token, {"route": "x", "status": 200}
+    )
     assert status == 400  # a "fault" must be an error status
 
 
@@ -79,7 +61,7 @@ def test_stats_counts_requests_by_route(server: LocalServer, client: Daytona) ->
     sb = client.create()
     sb.process.exec("true")
     sb.process.exec("true")
-    status, stats = _http(server, "GET", "/_local/stats", server.token)
+    status, stats = http_json(server, "GET", "/_local/stats", server.token)
     assert status == 200
     assert stats["creates"] == 1 and stats["live"] == 1
     assert stats["by_route"]["POST /sandbox"] == 1
@@ -88,9 +70,9 @@ def test_stats_counts_requests_by_route(server: LocalServer, client: Daytona) ->
     assert not any(route.startswith(("GET /_local", "POST /_local")) for route in stats["by_route"])
 
 
-def test_forced_error_over_http(server: LocalServer, client: Daytona) -> None:
+def test_forced_error_overhttp_json(server: LocalServer, client: Daytona) -> None:
     sb = client.create()
-    status, body = _http(
+    status, body = http_json(
         server,
         "POST",
         f"/_local/sandbox/{sb.id}/error",
@@ -115,7 +97,7 @@ def test_wrong_or_missing_token_gets_401_and_nothing_runs(
         ("POST", "/_local/faults", {"route": "POST /sandbox", "status": 500}),
     ]
     for method, path, body in cases:
-        status, answer = _http(server, method, path, token, body)
+        status, answer = http_json(server, method, path, token, body)
         assert status == 401, path
         assert answer["statusCode"] == 401
     after = server.stats()
@@ -138,7 +120,7 @@ def test_sdk_with_wrong_key_raises_authentication_error(server: LocalServer) -> 
 
 
 def test_bad_create_body_is_a_400_naming_the_field(server: LocalServer) -> None:
-    status, body = _http(server, "POST", "/sandbox", server.token, {"cpu": -1})
+    status, body = http_json(server, "POST", "/sandbox", server.token, {"cpu": -1})
     assert status == 400
     assert "cpu" in body["message"]
     assert server.stats()["creates"] == 0
