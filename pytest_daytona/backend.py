@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .calls import Caller
+from .calls import Caller, run_with_deadline
 from .errors import BackendError
 from .settings import Settings, missing_api_key_message
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["Backend", "BackendError"]
 
 log = logging.getLogger(__name__)
+
+#: How long the end of a run waits for the SDK's event connection to close.
+DISCONNECT_SECONDS = 2.0
 
 
 class Backend:
@@ -135,8 +138,9 @@ class Backend:
             dispatcher = getattr(client, "_event_dispatcher", None)
             if dispatcher is not None:
                 # The sync SDK has no public close; its disconnect can trip over a connect
-                # that is still under way, which must not fail the run's teardown.
+                # that is still under way, and can wait out a Socket.IO ping timeout (~30 s)
+                # in python-engineio: neither may fail or hold up the run's end.
                 with contextlib.suppress(Exception):
-                    dispatcher.disconnect()
+                    run_with_deadline(dispatcher.disconnect, DISCONNECT_SECONDS)
         if server is not None:
             server.stop()
