@@ -3,21 +3,23 @@
 A sandbox's execute API takes one command and returns its exit code and *combined* output.
 `build_script` wraps a command so that one such call gives stdout and stderr apart: the command
 runs in a login-shell environment with its stderr sent to a per-call temp file; when it has
-finished, the wrapper prints a random delimiter line, then that file, and exits with the
-command's exit code. `split_output` takes the combined output apart again.
+finished (or was killed at its deadline) the wrapper prints a random delimiter line, then that
+file, and exits with the command's exit code. `parse_output` takes the output apart again.
 
 The I/O side calls, per command::
 
     delimiter = new_delimiter()
-    script = build_script(command, cwd=..., env=..., stdin_path=..., delimiter=delimiter)
-    response = sandbox.process.exec(toolbox_command(script), timeout=...)
+    script = build_script(command, ..., delimiter=delimiter, timeout=limit)
+    response = sandbox.process.exec(toolbox_command(script), timeout=backstop_timeout(limit))
     result = result_from_output(command=command_to_shell(command), output=response.result, ...)
+    # only if that exec timed out itself: exec(toolbox_command(cleanup_script(delimiter, ...)))
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -27,6 +29,12 @@ from dataclasses import dataclass
 TAIL_LINES = 20
 #: Longest `toolbox_command` accepted: one argv string may not exceed 128 KiB on Linux.
 MAX_TOOLBOX_COMMAND = 120_000
+#: Seconds between the TERM at a command's deadline and the KILL of what is left of it.
+KILL_GRACE = 1
+#: Seconds the execute API's own timeout (a backstop) allows beyond deadline and grace.
+BACKSTOP_MARGIN = 2
+#: Follows the delimiter on its line when the command was killed at its deadline.
+TIMED_OUT_TOKEN = " timed-out"
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DELIMITER = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -68,13 +76,24 @@ class ExecResult:
         return self
 
 
-def validate_env_keys(env: Mapping[str, str]) -> None:
+def validate_env_keys(env: Mapping[str, object]) -> None:
     """Raise ValueError naming the first key that is not a shell variable name."""
     for key in env:
         if not isinstance(key, str) or not _ENV_KEY.fullmatch(key):
             raise ValueError(
                 f"invalid environment variable name {key!r}: use letters, digits and _, "
                 "not starting with a digit"
+            )
+
+
+def validate_env(env: Mapping[str, object]) -> None:
+    """Raise ValueError for a key that is not a shell variable name, TypeError for a value
+    that is not a str (both naming the key)."""
+    validate_env_keys(env)
+    for key, value in env.items():
+        if not isinstance(value, str):
+            raise TypeError(
+                f"environment variable {key!r} must be a str, got {type(value).__name__}"
             )
 
 
@@ -111,10 +130,11 @@ def build_script(
     stdin_path: str | None = None,
     delimiter: str,
     remove_stdin: bool = False,
+    timeout: float | None = None,
 ) -> str:
     """A POSIX sh script running `command` as the driver's login shell would.
 
-    The command runs in a subshell that first sources /etc/profile, ~/.profile,
+    The command runs in a child ``sh`` whose subshell first sources /etc/profile, ~/.profile,
     ~/.bash_profile (else ~/.bashrc), ~/.zprofile and nvm, each silenced and allowed to fail,
     then resets shell options a profile may have set (``set -e``, ``-u``, ``-x`` ...), changes
     to `cwd` and exports `env` (so the caller's env wins over the profiles'). Its stdin is
@@ -122,13 +142,22 @@ def build_script(
     the subshell before the command starts is reported on stderr and the command is run
     again without profiles. Output: the command's stdout, then ``\\n<delimiter>\\n``, then its
     stderr; exit status: the command's. The delimiter itself never appears in the script.
+
+    With `timeout` (seconds, fractions honoured) the script enforces the deadline itself:
+    GNU ``timeout`` runs the child in its own process group, TERMs the group at the deadline
+    and KILLs what is left after `KILL_GRACE` seconds; without ``timeout`` a background
+    watchdog kills the child's process tree (found through /proc). Either way what the command
+    printed so far is kept, the delimiter line then carries ``TIMED_OUT_TOKEN`` and stderr
+    ends with a note.
     """
     if not _DELIMITER.fullmatch(delimiter):
         raise ValueError("delimiter must be 16-128 characters of [A-Za-z0-9_-]")
     text = command_to_shell(command)
     env = dict(env or {})
-    validate_env_keys(env)
-    tmp = "pytest-daytona-" + hashlib.sha256(delimiter.encode()).hexdigest()[:24]
+    validate_env(env)
+    if timeout is not None and not (0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    tmp = temp_name(delimiter)
     stdin = shell_quote(stdin_path) if stdin_path is not None else "/dev/null"
     removed = f" {stdin}" if remove_stdin and stdin_path is not None else ""
     if cwd is not None:
@@ -146,15 +175,10 @@ def build_script(
         f'{{ export NVM_DIR="${{NVM_DIR:-$HOME/.nvm}}"; '
         f'if [ -s "$NVM_DIR/nvm.sh" ]; then {_src(_NVM)}; fi; }} {quiet}',
     ]
-    half = len(delimiter) // 2
-    lines = [
-        "__pd_pwd=$PWD",
-        f"__pd_tmp=${{TMPDIR:-/tmp}}/{tmp}",
-        # `true`, not `:`: a failed redirection of a special builtin would end the shell.
-        f'{{ true >"$__pd_tmp.err"; }} 2>/dev/null || __pd_tmp=$HOME/.{tmp}',
-        f'__pd_cleanup() {{ rm -f "$__pd_tmp.err" "$__pd_tmp.step"{removed}; }}',
-        "trap __pd_cleanup EXIT",
-        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+    # The child sh (argv: tmp prefix, start dir); it marks the step file "done" when finished.
+    child = [
+        "__pd_tmp=$1 __pd_pwd=$2",
+        "shift 2",
         "__pd_run() {",
         cd,
         *(f"export {key}={shell_quote(value)}" for key, value in env.items()),
@@ -166,22 +190,64 @@ def build_script(
         "trap - EXIT HUP INT TERM",
         'echo run >|"$__pd_tmp.step"',
         "__pd_run",
-        f') 2>"$__pd_tmp.err" <{stdin}',
+        ")",
         "__pd_rc=$?",
         "__pd_step=",
         'if [ -s "$__pd_tmp.step" ]; then read -r __pd_step <"$__pd_tmp.step"; fi',
         'if [ -n "$__pd_step" ] && [ "$__pd_step" != run ]; then',
         "printf 'pytest-daytona: sourcing %s ended the shell (status %s); "
-        'running the command without login profiles\\n\' "$__pd_step" "$__pd_rc"'
-        ' >>"$__pd_tmp.err"',
-        f'( __pd_run ) 2>>"$__pd_tmp.err" <{stdin}',
+        'running the command without login profiles\\n\' "$__pd_step" "$__pd_rc" >&2',
+        f"( __pd_run ) <{stdin}",
         "__pd_rc=$?",
         "fi",
-        f"printf '\\n%s%s\\n' {shell_quote(delimiter[:half])} {shell_quote(delimiter[half:])}",
+        'echo done >|"$__pd_tmp.step"',
+        'exit "$__pd_rc"',
+    ]
+    half, child_text = len(delimiter) // 2, "\n".join(child)
+    lines = [
+        "__pd_pwd=$PWD",
+        f"__pd_tmp=${{TMPDIR:-/tmp}}/{tmp}",
+        # `true`, not `:`: a failed redirection of a special builtin would end the shell.
+        f'{{ true >"$__pd_tmp.err"; }} 2>/dev/null || __pd_tmp=$HOME/.{tmp}',
+        f"__pd_cleanup() {{ rm -f {_temp_files('$__pd_tmp')}{removed}; }}",
+        "trap __pd_cleanup EXIT",
+        "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+        f"__pd_child={shell_quote(child_text)}",
+        *_fill(_LAUNCH if timeout is None else _DEADLINE, timeout or 0, stdin),
+        f"printf '\\n%s%s%s\\n' {shell_quote(delimiter[:half])} {shell_quote(delimiter[half:])}"
+        ' "$__pd_end"',
         'cat "$__pd_tmp.err" 2>/dev/null',
         'exit "$__pd_rc"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def cleanup_script(delimiter: str, *, stdin_path: str | None = None) -> str:
+    """A script removing what `build_script(delimiter=...)` leaves when it is killed from
+    outside (the execute API's own timeout): its temp files, the stdin file, and the child's
+    process group."""
+    tmp = temp_name(delimiter)
+    lines = [
+        f'for __pd_tmp in "${{TMPDIR:-/tmp}}/{tmp}" "$HOME/.{tmp}"; do',
+        'if [ -s "$__pd_tmp.pid" ] && read -r __pd_pid <"$__pd_tmp.pid"; then',
+        'kill -s KILL -- "-$__pd_pid" 2>/dev/null; kill -s KILL "$__pd_pid" 2>/dev/null',
+        "fi",
+        f"rm -f {_temp_files('$__pd_tmp')}",
+        "done",
+    ]
+    if stdin_path is not None:
+        lines.append(f"rm -f {shell_quote(stdin_path)}")
+    return "\n".join(lines) + "\n"
+
+
+def temp_name(delimiter: str) -> str:
+    """Base name of the temp files of the script built with `delimiter`."""
+    return "pytest-daytona-" + hashlib.sha256(delimiter.encode()).hexdigest()[:24]
+
+
+def backstop_timeout(timeout: float) -> int:
+    """Whole seconds for the execute API's own timeout: a backstop after the script's."""
+    return math.ceil(timeout) + KILL_GRACE + BACKSTOP_MARGIN
 
 
 def toolbox_command(script: str) -> str:
@@ -202,15 +268,22 @@ def toolbox_command(script: str) -> str:
 def split_output(combined: str, delimiter: str) -> tuple[str, str]:
     """(stdout, stderr) from a wrapped command's combined output.
 
-    Without the delimiter line (the wrapper was killed, e.g. on timeout) all of it is stdout.
+    Without the delimiter line (the wrapper was killed from outside) all of it is stdout.
     """
-    marker = f"\n{delimiter}\n"
-    index = combined.find(marker)
-    if index >= 0:
-        return combined[:index], combined[index + len(marker) :]
-    if combined.endswith("\n" + delimiter):  # an API that trimmed the trailing newline
-        return combined[: -len(delimiter) - 1], ""
-    return combined, ""
+    stdout, stderr, _ = parse_output(combined, delimiter)
+    return stdout, stderr
+
+
+def parse_output(combined: str, delimiter: str) -> tuple[str, str, bool]:
+    """(stdout, stderr, timed_out) from a wrapped command's combined output; `timed_out` says
+    the script killed the command at its deadline."""
+    index = combined.find("\n" + delimiter)
+    if index < 0:
+        return combined, "", False
+    line, _, stderr = combined[index + len(delimiter) + 1 :].partition("\n")
+    if line not in ("", TIMED_OUT_TOKEN):  # not the delimiter line after all
+        return combined, "", False
+    return combined[:index], stderr, line == TIMED_OUT_TOKEN
 
 
 def result_from_output(
@@ -223,7 +296,8 @@ def result_from_output(
     timed_out: bool = False,
 ) -> ExecResult:
     """The `ExecResult` of a wrapped command from what the execute API returned."""
-    stdout, stderr = split_output(output, delimiter)
+    stdout, stderr, killed = parse_output(output, delimiter)
+    timed_out = timed_out or killed
     return ExecResult(
         exit_code=None if timed_out else exit_code,
         stdout=stdout,
@@ -244,6 +318,96 @@ _NVM = '"$NVM_DIR/nvm.sh"'
 def _src(path: str) -> str:
     """Source one profile, recording its name first so that a fatal one can be named."""
     return f"printf '%s\\n' {path} >|\"$__pd_tmp.step\"; command . {path} || true"
+
+
+def _temp_files(prefix: str) -> str:
+    return " ".join(f'"{prefix}.{suffix}"' for suffix in ("err", "step", "pid"))
+
+
+# How the outer script runs the child sh (@CHILD@) and sets __pd_rc and __pd_end.
+_LAUNCH = """\
+@CHILD@ &
+wait "$!" 2>/dev/null
+__pd_rc=$? __pd_end="""
+
+# With a deadline. GNU `timeout` makes the child's process group; `__pd_watch` (where there is
+# no `timeout`) sleeps until the deadline, then freezes the child's process tree, TERMs it and
+# calls `__pd_grace`, which KILLs the TERMed pids or group once none of it is alive (as
+# `__pd_scan KEY LIST` reads /proc: pids whose pid, ppid or pgid is in LIST) or KILL_GRACE s
+# later. No "done" step and a kill status after the child mean the deadline killed it.
+_DEADLINE = """\
+__pd_scan() {
+for __pd_f in /proc/[0-9]*/stat; do
+{ read -r __pd_l <"$__pd_f"; } 2>/dev/null || continue
+__pd_l=${__pd_l##*") "}
+case $__pd_l in Z* | X*) continue ;; esac
+__pd_f=${__pd_f%/stat} __pd_l=${__pd_l#* }
+case $1 in pid) __pd_v=${__pd_f#/proc/} ;; ppid) __pd_v=${__pd_l%% *} ;; *)
+__pd_v=${__pd_l#* } __pd_v=${__pd_v%% *} ;; esac
+case " $2 " in *" $__pd_v "*) printf '%s ' "${__pd_f#/proc/}" ;; esac
+done
+}
+__pd_grace() {
+__pd_n=0
+while [ "$__pd_n" -lt @TENTHS@ ] && [ -n "$(__pd_scan "$1" "$2")" ]; do
+sleep 0.1 2>/dev/null || { sleep @GRACE@; break; }
+__pd_n=$((__pd_n + 1))
+done
+if [ "$1" = pgid ]; then kill -s KILL -- "-$2"; else kill -s KILL $2; fi 2>/dev/null
+}
+__pd_watch() {
+trap 'kill "$__pd_s" 2>/dev/null; exit' TERM
+sleep @SECONDS@ 2>/dev/null & __pd_s=$!
+wait "$__pd_s" || { sleep @WHOLE@ & __pd_s=$!; wait "$__pd_s"; } || exit
+__pd_all= __pd_new=$1
+while [ -n "$__pd_new" ]; do
+kill -s STOP $__pd_new 2>/dev/null
+__pd_all="$__pd_all $__pd_new"
+__pd_new=$(__pd_scan ppid "$__pd_new")
+done
+kill -s TERM $__pd_all 2>/dev/null
+kill -s CONT $__pd_all 2>/dev/null
+__pd_grace pid "$__pd_all"
+}
+__pd_dog=
+if command -v timeout >/dev/null 2>&1; then
+timeout -k @GRACE@ @SECONDS@ @CHILD@ &
+__pd_pid=$!
+echo "$__pd_pid" >|"$__pd_tmp.pid"
+else
+@CHILD@ &
+__pd_pid=$!
+__pd_watch "$__pd_pid" </dev/null >/dev/null 2>&1 &
+__pd_dog=$!
+fi
+wait "$__pd_pid" 2>/dev/null
+__pd_rc=$? __pd_end= __pd_step=done
+case $__pd_rc in 124 | 137 | 143)
+__pd_step=
+if [ -s "$__pd_tmp.step" ]; then read -r __pd_step <"$__pd_tmp.step"; fi
+esac
+if [ "$__pd_step" != done ]; then
+__pd_end=@TOKEN@
+if [ -n "$__pd_dog" ]; then wait "$__pd_dog" 2>/dev/null; else __pd_grace pgid "$__pd_pid"; fi
+printf 'pytest-daytona: timed out after %ss; the command was killed\\n' @SECONDS@ >>"$__pd_tmp.err"
+elif [ -n "$__pd_dog" ]; then
+kill "$__pd_dog" 2>/dev/null
+fi"""
+
+
+def _fill(template: str, timeout: float, stdin: str) -> list[str]:
+    child = f'sh -c "$__pd_child" sh "$__pd_tmp" "$__pd_pwd" 2>"$__pd_tmp.err" <{stdin}'
+    values = {
+        "@CHILD@": child,
+        "@SECONDS@": f"{max(timeout, 0.001):.3f}".rstrip("0").rstrip("."),  # never 0: no limit
+        "@WHOLE@": str(math.ceil(timeout)),
+        "@GRACE@": str(KILL_GRACE),
+        "@TENTHS@": str(KILL_GRACE * 10),
+        "@TOKEN@": shell_quote(TIMED_OUT_TOKEN),
+    }
+    for name, value in values.items():
+        template = template.replace(name, value)
+    return template.splitlines()
 
 
 def _tail(text: str, lines: int = TAIL_LINES) -> str:

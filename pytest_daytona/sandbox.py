@@ -14,19 +14,26 @@ from typing import TYPE_CHECKING
 
 from .executor import (
     ExecResult,
+    backstop_timeout,
     build_script,
+    cleanup_script,
     command_to_shell,
     new_delimiter,
     result_from_output,
     toolbox_command,
-    validate_env_keys,
+    validate_env,
 )
 
 if TYPE_CHECKING:
-    from daytona import Sandbox
+    from daytona import ExecuteResponse, Sandbox
 
 #: Directory under the sandbox work dir for the plugin's own temporary files (stdin).
 SCRATCH_DIR = ".pytest-daytona"
+#: Seconds allowed for the clean-up call after the execute API's own timeout fired.
+CLEANUP_TIMEOUT = 10
+
+#: What `DaytonaSandbox.run` takes as stdin: text, bytes (any bytes-like object) or a path.
+Stdin = str | bytes | bytearray | memoryview | os.PathLike[str] | os.PathLike[bytes]
 
 
 class DaytonaSandbox:
@@ -74,26 +81,29 @@ class DaytonaSandbox:
         *,
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
-        stdin: str | bytes | None = None,
+        stdin: Stdin | None = None,
         timeout: float | None = None,
         check: bool = False,
     ) -> ExecResult:
         """Run `command` in a login shell in the sandbox.
 
-        `command` is a shell snippet (str) or an argv sequence (each item quoted). `env` is
-        exported after the login profiles, so it wins over them. `stdin` is uploaded to a
-        temporary file that is removed afterwards. A command still running after `timeout`
-        seconds (default: the ``timeout`` setting) is killed and its result is marked
-        ``timed_out`` (no exception). With ``check=True`` a failure raises `CommandError`.
+        `command` is a shell snippet (str) or an argv sequence (each item quoted). `env`
+        (str values) is exported after the login profiles, so it wins over them. `stdin` is
+        text (sent UTF-8 encoded), bytes or any bytes-like object, or a local file given as a
+        path object (its contents are sent); it is uploaded to a temporary file that is
+        removed afterwards. A command still running after `timeout` seconds (fractions
+        honoured; default: the ``timeout`` setting) is killed with everything it started and
+        its result is marked ``timed_out``, keeping what it printed until then (no
+        exception). With ``check=True`` a failure raises `CommandError`.
         """
         from daytona import DaytonaTimeoutError
 
         shown = command_to_shell(command)
-        validate_env_keys(env or {})
+        validate_env(env or {})
         limit = self._default_timeout if timeout is None else timeout
-        if not limit > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
-        payload = stdin.encode() if isinstance(stdin, str) else stdin
+        if not 0 < limit < math.inf:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        payload = _stdin_bytes(stdin)
         stdin_path = None
         if payload is not None:
             root = posixpath.dirname(self._workspace)
@@ -106,15 +116,14 @@ class DaytonaSandbox:
             stdin_path=stdin_path,
             delimiter=delimiter,
             remove_stdin=True,
+            timeout=limit,
         )
         started = time.monotonic()
         removed = False
         try:
             if stdin_path is not None and payload is not None:
                 self._sdk.fs.upload_file(payload, stdin_path)
-            response = self._sdk.process.exec(
-                toolbox_command(script), timeout=max(1, math.ceil(limit))
-            )
+            response = self._exec(toolbox_command(script), backstop_timeout(limit))
             removed = True  # the script removed the stdin file itself
             result = result_from_output(
                 command=shown,
@@ -124,6 +133,7 @@ class DaytonaSandbox:
                 duration=time.monotonic() - started,
             )
         except DaytonaTimeoutError as exc:
+            # The backstop fired: the script was killed before it could clean up after itself.
             result = ExecResult(
                 exit_code=None,
                 stdout="",
@@ -132,10 +142,23 @@ class DaytonaSandbox:
                 duration=time.monotonic() - started,
                 command=shown,
             )
+            removed = self._clean_up_quietly(cleanup_script(delimiter, stdin_path=stdin_path))
         finally:
             if stdin_path is not None and not removed:
                 self._remove_quietly(stdin_path)
         return result.check() if check else result
+
+    def _exec(self, command: str, timeout: int) -> ExecuteResponse:
+        """Send one command line to the sandbox's execute API (the only place that does)."""
+        return self._sdk.process.exec(command, timeout=timeout)
+
+    def _clean_up_quietly(self, script: str) -> bool:
+        # Best effort, like `_remove_quietly`; whether the clean-up script ran.
+        try:
+            self._exec(toolbox_command(script), CLEANUP_TIMEOUT)
+        except Exception:
+            return False
+        return True
 
     def _remove_quietly(self, remote_path: str) -> None:
         # Best effort: the file lives in the plugin's scratch dir of a sandbox about to go.
@@ -166,3 +189,21 @@ class DaytonaSandbox:
     def write_text(self, remote_path: str, text: str, encoding: str = "utf-8") -> str:
         """Write `text` to remote file `remote_path`; returns the absolute remote path."""
         return self.upload(text.encode(encoding), remote_path)
+
+
+def _stdin_bytes(stdin: object) -> bytes | None:
+    """The bytes `run` sends as stdin; TypeError for what it does not take."""
+    if stdin is None:
+        return None
+    if isinstance(stdin, str):
+        return stdin.encode()
+    if isinstance(stdin, os.PathLike):
+        with open(os.fspath(stdin), "rb") as file:
+            return file.read()
+    try:
+        return bytes(memoryview(stdin))  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            "stdin must be str, bytes (or another bytes-like object) or a path object "
+            f"(os.PathLike), not {type(stdin).__name__}"
+        ) from None

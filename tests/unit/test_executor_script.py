@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,13 +17,18 @@ from pytest_daytona.executor import (
     TAIL_LINES,
     CommandError,
     ExecResult,
+    backstop_timeout,
     build_script,
+    cleanup_script,
     command_to_shell,
     new_delimiter,
+    parse_output,
     result_from_output,
     shell_quote,
     split_output,
+    temp_name,
     toolbox_command,
+    validate_env,
     validate_env_keys,
 )
 from pytest_daytona.local.runner import parse_command
@@ -56,18 +63,36 @@ SHELLS = [
         "bash", id="bash", marks=pytest.mark.skipif(not shutil.which("bash"), reason="no bash")
     ),
 ]
+#: How the script enforces a deadline: GNU `timeout`, or its watchdog where there is none.
+KILLERS = [
+    pytest.param("timeout", id="timeout"),
+    pytest.param(
+        "watchdog",
+        id="watchdog",
+        marks=pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc"),
+    ),
+]
+#: The deadline every `Box.run` has unless a test gives one (the handle always gives one).
+DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass
 class Box:
-    """A fake sandbox: a shell, an empty HOME and TMPDIR, combined output like the API's."""
+    """A fake sandbox: a shell, an empty HOME and TMPDIR, combined output like the API's.
+
+    `bin` comes first in PATH: its ``sh`` is `shell` (so the wrapper's child shell is the same
+    shell, bash in its POSIX mode as where /bin/sh is bash), and with `path` set to a copy of
+    the system's programs without ``timeout`` the script falls back to its watchdog.
+    """
 
     shell: str
     home: Path
     tmp: Path
+    bin: Path
+    path: str = "/usr/bin:/bin"
 
     def env(self) -> dict[str, str]:
-        return {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "TMPDIR": str(self.tmp)}
+        return {"PATH": f"{self.bin}:{self.path}", "HOME": str(self.home), "TMPDIR": str(self.tmp)}
 
     def run_argv(self, argv: Sequence[str], delimiter: str, command: str) -> ExecResult:
         proc = subprocess.run(
@@ -77,8 +102,9 @@ class Box:
             stderr=subprocess.STDOUT,
             cwd=self.home,
             env=self.env(),
-            timeout=30,
+            timeout=60,
             check=False,
+            start_new_session=True,  # like the toolbox: the command's own process group
         )
         return result_from_output(
             command=command,
@@ -96,6 +122,7 @@ class Box:
         env: Mapping[str, str] | None = None,
         stdin_path: str | None = None,
         remove_stdin: bool = False,
+        timeout: float | None = DEFAULT_TIMEOUT,
     ) -> ExecResult:
         delimiter = new_delimiter()
         script = build_script(
@@ -105,6 +132,7 @@ class Box:
             stdin_path=stdin_path,
             delimiter=delimiter,
             remove_stdin=remove_stdin,
+            timeout=timeout,
         )
         return self.run_argv([self.shell, "-c", script], delimiter, command_to_shell(command))
 
@@ -112,12 +140,37 @@ class Box:
         (self.home / name).write_text(text)
 
 
+@pytest.fixture(scope="session")
+def without_timeout(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A directory of links to the system's programs except ``timeout``."""
+    tools = tmp_path_factory.mktemp("no-timeout-bin")
+    for directory in ("/usr/bin", "/bin"):
+        for program in Path(directory).iterdir():
+            link = tools / program.name
+            if program.name != "timeout" and not link.exists() and not link.is_symlink():
+                link.symlink_to(program)
+    return str(tools)
+
+
+def make_box(shell: str, tmp_path: Path) -> Box:
+    home, tmp, bin_dir = tmp_path / "home", tmp_path / "tmp", tmp_path / "bin"
+    for directory in (home, tmp, bin_dir):
+        directory.mkdir()
+    (bin_dir / "sh").symlink_to(shutil.which(shell) or shell)
+    return Box(shell, home, tmp, bin_dir)
+
+
 @pytest.fixture(params=SHELLS)
 def box(request: pytest.FixtureRequest, tmp_path: Path) -> Box:
-    home, tmp = tmp_path / "home", tmp_path / "tmp"
-    home.mkdir()
-    tmp.mkdir()
-    return Box(str(request.param), home, tmp)
+    return make_box(str(request.param), tmp_path)
+
+
+@pytest.fixture(params=KILLERS)
+def timed_box(box: Box, request: pytest.FixtureRequest) -> Box:
+    """`box` with each way the script can enforce a deadline."""
+    if request.param == "watchdog":
+        box.path = request.getfixturevalue("without_timeout")
+    return box
 
 
 def test_argv_items_reach_the_command_unchanged(box: Box) -> None:
@@ -128,9 +181,9 @@ def test_argv_items_reach_the_command_unchanged(box: Box) -> None:
 
 
 @pytest.mark.parametrize("code", [0, 1, 42, 255])
-def test_exit_code_is_preserved(box: Box, code: int) -> None:
-    snippet = box.run(f"echo before; exit {code}")
-    argv = box.run(["sh", "-c", f"exit {code}"])
+def test_exit_code_is_preserved(timed_box: Box, code: int) -> None:
+    snippet = timed_box.run(f"echo before; exit {code}")
+    argv = timed_box.run(["sh", "-c", f"exit {code}"])
     assert (snippet.exit_code, argv.exit_code) == (code, code)
     assert snippet.stdout == "before\n"
     assert snippet.ok is (code == 0)
@@ -140,8 +193,8 @@ def test_killed_command_reports_signal_status(box: Box) -> None:
     assert box.run(["sh", "-c", "kill -9 $$"]).exit_code == 137
 
 
-def test_stderr_comes_back_apart_from_stdout(box: Box) -> None:
-    result = box.run("echo out1; echo err1 >&2; echo out2; printf 'err2 no newline' >&2")
+def test_stderr_comes_back_apart_from_stdout(timed_box: Box) -> None:
+    result = timed_box.run("echo out1; echo err1 >&2; echo out2; printf 'err2 no newline' >&2")
     assert result.stdout == "out1\nout2\n"
     assert result.stderr == "err1\nerr2 no newline"
 
@@ -243,12 +296,12 @@ def test_a_broken_profile_does_not_spoil_the_result(box: Box, profile: str) -> N
 RERUN = "running the command without login profiles\n"
 
 
-def test_a_profile_that_ends_the_shell_is_named_and_the_command_still_runs(box: Box) -> None:
-    box.profile(".profile", "export SEEN=1\nexit 3\n")
-    result = box.run('echo "[$SEEN]"')
+def test_a_profile_that_ends_the_shell_is_named_and_the_command_still_runs(timed_box: Box) -> None:
+    timed_box.profile(".profile", "export SEEN=1\nexit 3\n")
+    result = timed_box.run('echo "[$SEEN]"')
     assert result.stdout == "[]\n"  # it ran without the profile
     assert result.stderr == (
-        f"pytest-daytona: sourcing {box.home}/.profile ended the shell (status 3); {RERUN}"
+        f"pytest-daytona: sourcing {timed_box.home}/.profile ended the shell (status 3); {RERUN}"
     )
     assert result.exit_code == 0
 
@@ -268,10 +321,10 @@ def test_missing_cwd_fails_the_command_with_a_message(box: Box) -> None:
     assert "/no/such/dir" in result.stderr
 
 
-def test_stdin_comes_from_the_file(box: Box) -> None:
-    stdin = box.tmp / "stdin.txt"
+def test_stdin_comes_from_the_file(timed_box: Box) -> None:
+    stdin = timed_box.tmp / "stdin.txt"
     stdin.write_text("line1\nüñí\n")
-    result = box.run(["cat"], stdin_path=str(stdin))
+    result = timed_box.run(["cat"], stdin_path=str(stdin))
     assert result.stdout == "line1\nüñí\n"
     assert stdin.exists()
 
@@ -289,19 +342,113 @@ def test_without_stdin_the_command_reads_dev_null(box: Box) -> None:
     assert result.stdout == "eof\n"  # the caller's stdin (LEAKED STDIN) is not read
 
 
-def test_temp_files_are_removed_and_stdin_on_request(box: Box) -> None:
-    stdin = box.tmp / "stdin.txt"
+def test_temp_files_are_removed_and_stdin_on_request(timed_box: Box) -> None:
+    stdin = timed_box.tmp / "stdin.txt"
     stdin.write_text("x")
-    result = box.run("cat >/dev/null; echo err >&2", stdin_path=str(stdin), remove_stdin=True)
+    result = timed_box.run("cat >/dev/null; echo err >&2", stdin_path=str(stdin), remove_stdin=True)
     assert result.stderr == "err\n"
-    assert list(box.tmp.iterdir()) == []
+    assert list(timed_box.tmp.iterdir()) == []
 
 
-def test_stderr_file_falls_back_to_home_when_tmpdir_is_unusable(box: Box) -> None:
-    box.tmp = box.home / "no-such-dir"
-    result = box.run("echo out; echo err >&2")
+def test_stderr_file_falls_back_to_home_when_tmpdir_is_unusable(timed_box: Box) -> None:
+    timed_box.tmp = timed_box.home / "no-such-dir"
+    result = timed_box.run("echo out; echo err >&2")
     assert (result.stdout, result.stderr) == ("out\n", "err\n")
-    assert [p.name for p in box.home.iterdir()] == []  # its temp files are gone too
+    assert [p.name for p in timed_box.home.iterdir()] == []  # its temp files are gone too
+
+
+NOTE = "pytest-daytona: timed out after {}s; the command was killed\n"
+
+
+@pytest.mark.parametrize("limit", [0.2, 1.2, 0.0001])
+def test_a_deadline_that_is_not_whole_seconds_is_honoured(timed_box: Box, limit: float) -> None:
+    result = timed_box.run(f"sleep {limit + 0.6}; echo late", timeout=limit)
+    assert (result.timed_out, result.exit_code, result.ok) == (True, None, False)
+    assert result.stdout == ""  # never "late"
+    assert result.stderr == NOTE.format(max(limit, 0.001))
+
+
+def test_a_timed_out_command_keeps_its_partial_output(timed_box: Box) -> None:
+    result = timed_box.run("printf 'before\\npartial'; echo err >&2; sleep 5", timeout=0.5)
+    assert result.timed_out
+    assert result.stdout == "before\npartial"
+    assert result.stderr == "err\n" + NOTE.format(0.5)
+
+
+def test_children_that_ignore_term_are_killed_and_temp_files_removed(timed_box: Box) -> None:
+    stdin = timed_box.tmp / "stdin.txt"
+    stdin.write_text("in\n")
+    survivor = "trap '' TERM; sleep 3; echo survivor"
+    # `subprocess.run` returns only once every holder of the output pipe is gone.
+    result = timed_box.run(
+        f"sh -c {shell_quote(survivor)} & (sleep 3; echo late) & cat; wait",
+        stdin_path=str(stdin),
+        remove_stdin=True,
+        timeout=0.5,
+    )
+    assert result.timed_out
+    assert (result.stdout, result.stderr) == ("in\n", NOTE.format(0.5))  # no survivor, no late
+    assert list(timed_box.tmp.iterdir()) == []
+    assert list(timed_box.home.iterdir()) == []
+
+
+@pytest.mark.parametrize("code", [124, 137, 143])
+def test_a_command_exiting_with_a_kill_status_did_not_time_out(timed_box: Box, code: int) -> None:
+    result = timed_box.run(f"echo out; exit {code}", timeout=5)
+    assert (result.exit_code, result.timed_out, result.stdout) == (code, False, "out\n")
+    killed = timed_box.run(["sh", "-c", "kill -TERM $$"], timeout=5)
+    assert (killed.exit_code, killed.timed_out) == (143, False)
+
+
+def test_a_profile_that_ends_the_shell_reruns_within_the_deadline(timed_box: Box) -> None:
+    timed_box.profile(".profile", "exit 3\n")
+    assert timed_box.run("echo rerun").stdout == "rerun\n"
+    result = timed_box.run("echo rerun; sleep 5; echo late", timeout=0.5)
+    assert (result.timed_out, result.stdout) == (True, "rerun\n")
+    assert result.stderr.endswith(f"{RERUN}{NOTE.format(0.5)}")
+
+
+def test_the_command_gets_sigint_under_gnu_timeout(box: Box) -> None:
+    # GNU `timeout` restores SIGINT, which an async command of sh would otherwise ignore.
+    assert box.run(["sh", "-c", "kill -INT $$"]).exit_code == 130
+
+
+def test_without_a_deadline_nothing_is_killed(box: Box) -> None:
+    result = box.run("sleep 0.3; echo late; echo err >&2; exit 124", timeout=None)
+    assert (result.stdout, result.stderr, result.exit_code) == ("late\n", "err\n", 124)
+
+
+@pytest.mark.parametrize("limit", [0, -1, math.inf, math.nan])
+def test_build_script_refuses_a_deadline_that_is_not_positive(limit: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        build_script("true", delimiter=new_delimiter(), timeout=limit)
+
+
+def test_backstop_comes_after_the_deadline_and_grace() -> None:
+    assert [backstop_timeout(t) for t in (0.2, 1, 1.5, 30)] == [4, 4, 5, 33]
+
+
+def test_cleanup_script_removes_temp_files_and_kills_the_group(box: Box) -> None:
+    delimiter = new_delimiter()
+    name = temp_name(delimiter)
+    group = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        stdin = box.home / "stdin"
+        stdin.write_text("x")
+        for prefix in (box.tmp / name, box.home / f".{name}"):
+            for suffix in ("err", "step"):
+                Path(f"{prefix}.{suffix}").write_text("left over")
+        (box.tmp / f"{name}.pid").write_text(f"{group.pid}\n")
+        (box.tmp / "unrelated").write_text("kept")
+        script = cleanup_script(delimiter, stdin_path=str(stdin))
+        result = box.run_argv([box.shell, "-c", script], new_delimiter(), "cleanup")
+        assert result.exit_code == 0, result
+        assert group.wait(timeout=10) == -signal.SIGKILL
+        assert [p.name for p in box.tmp.iterdir()] == ["unrelated"]
+        assert list(box.home.iterdir()) == []
+    finally:
+        group.kill()
+        group.wait()
 
 
 def test_delimiter_never_appears_in_the_script() -> None:
@@ -362,6 +509,17 @@ def test_invalid_env_keys_are_named(key: str) -> None:
         build_script("true", env={key: "x"}, delimiter=new_delimiter())
 
 
+@pytest.mark.parametrize("value", [1, None, b"bytes", 1.5, ["x"]])
+def test_env_values_that_are_not_str_are_named(value: object) -> None:
+    env = {"GOOD": "1", "N": value}
+    with pytest.raises(TypeError, match=rf"'N' must be a str, got {type(value).__name__}"):
+        validate_env(env)
+    with pytest.raises(TypeError, match="'N'"):
+        build_script("true", env=env, delimiter=new_delimiter())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="1BAD"):  # a bad key is still a ValueError
+        validate_env({"1BAD": 1})
+
+
 def test_valid_env_keys_pass() -> None:
     validate_env_keys({"A": "", "_x": "", "PATH_2": "", "a1_B2": ""})
 
@@ -394,6 +552,33 @@ def test_split_output(combined: str, expected: tuple[str, str]) -> None:
     assert split_output(combined.replace("D", delimiter), delimiter) == tuple(
         part.replace("D", delimiter) for part in expected
     )
+
+
+@pytest.mark.parametrize(
+    ("combined", "expected"),
+    [
+        ("out\nD timed-out\nerr\n", ("out", "err\n", True)),
+        ("out\nD timed-out", ("out", "", True)),
+        ("out\nD\nerr", ("out", "err", False)),
+        ("out\nD other\nerr", ("out\nD other\nerr", "", False)),
+        ("killed from outside", ("killed from outside", "", False)),
+    ],
+)
+def test_parse_output_reads_the_timed_out_token(
+    combined: str, expected: tuple[str, str, bool]
+) -> None:
+    delimiter = "pytest-daytona-0123456789abcdef"
+    stdout, stderr, timed_out = expected
+    assert parse_output(combined.replace("D", delimiter), delimiter) == (
+        stdout.replace("D", delimiter),
+        stderr,
+        timed_out,
+    )
+    result = result_from_output(
+        command="c", output=combined.replace("D", delimiter), delimiter=delimiter,
+        exit_code=124, duration=0.5,
+    )  # fmt: skip
+    assert (result.timed_out, result.exit_code) == (timed_out, None if timed_out else 124)
 
 
 def make_result(**overrides: object) -> ExecResult:
