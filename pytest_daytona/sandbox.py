@@ -8,10 +8,11 @@ import os
 import posixpath
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from .calls import Attempt, Retry
 from .executor import (
     ExecResult,
     backstop_timeout,
@@ -43,10 +44,18 @@ class DaytonaSandbox:
     :attr:`workspace`. Everything the SDK offers beyond this is on :attr:`sdk`.
     """
 
-    def __init__(self, sdk: Sandbox, workspace: str, *, default_timeout: float) -> None:
+    def __init__(
+        self,
+        sdk: Sandbox,
+        workspace: str,
+        *,
+        default_timeout: float,
+        call: CallApi | None = None,
+    ) -> None:
         self._sdk = sdk
         self._workspace = workspace
         self._default_timeout = default_timeout
+        self._call: CallApi = call or _call_directly
 
     def __repr__(self) -> str:
         return f"<DaytonaSandbox {self.name} id={self.id} workspace={self.workspace}>"
@@ -94,8 +103,10 @@ class DaytonaSandbox:
         removed afterwards. A command still running after `timeout` seconds (fractions
         honoured; default: the ``timeout`` setting) is killed with everything it started and
         its result is marked ``timed_out``, keeping what it printed until then (no
-        exception). With ``check=True`` a failure raises `CommandError`.
+        exception). With ``check=True`` a failure raises `CommandError`. An API failure
+        (after retries) raises `pytest_daytona.errors.BackendCallError` with a short message.
         """
+        __tracebackhide__ = True
         from daytona import DaytonaTimeoutError
 
         shown = command_to_shell(command)
@@ -122,7 +133,7 @@ class DaytonaSandbox:
         removed = False
         try:
             if stdin_path is not None and payload is not None:
-                self._sdk.fs.upload_file(payload, stdin_path)
+                self._upload_stdin(payload, stdin_path)
             response = self._exec(toolbox_command(script), backstop_timeout(limit))
             removed = True  # the script removed the stdin file itself
             result = result_from_output(
@@ -149,8 +160,27 @@ class DaytonaSandbox:
         return result.check() if check else result
 
     def _exec(self, command: str, timeout: int) -> ExecuteResponse:
-        """Send one command line to the sandbox's execute API (the only place that does)."""
-        return self._sdk.process.exec(command, timeout=timeout)
+        """Send one command line to the sandbox's execute API (the only place that does).
+
+        Retried only where the answer proves the command did not run (429, 503, a refused
+        connection); the execute API's own timeout (408) is passed on as it is."""
+        __tracebackhide__ = True
+        from daytona import DaytonaProcessExecutionTimeoutError
+
+        return self._call(
+            "run a command in",
+            lambda _: self._sdk.process.exec(command, timeout=timeout),
+            timeout=timeout + EXEC_HTTP_SLACK,
+            retry="unsent",
+            passthrough=(DaytonaProcessExecutionTimeoutError,),
+        )
+
+    def _upload_stdin(self, payload: bytes, remote_path: str) -> None:
+        self._call(
+            "upload stdin to",
+            lambda a: self._sdk.fs.upload_file(payload, remote_path, timeout=math.ceil(a.limit)),
+            timeout=self._default_timeout,
+        )
 
     def _clean_up_quietly(self, script: str) -> bool:
         # Best effort, like `_remove_quietly`; whether the clean-up script ran.
@@ -175,12 +205,22 @@ class DaytonaSandbox:
         else:
             payload = bytes(data)
         target = self.path(remote_path)
-        self._sdk.fs.upload_file(payload, target)
+        self._call(
+            "upload to",
+            lambda a: self._sdk.fs.upload_file(payload, target, timeout=math.ceil(a.limit)),
+            timeout=self._default_timeout,
+        )
         return target
 
     def download(self, remote_path: str) -> bytes:
         """The contents of remote file `remote_path`."""
-        return bytes(self._sdk.fs.download_file(self.path(remote_path)))
+        source = self.path(remote_path)
+        data = self._call(
+            "download from",
+            lambda a: self._sdk.fs.download_file(source, math.ceil(a.limit)),
+            timeout=self._default_timeout,
+        )
+        return bytes(data)
 
     def read_text(self, remote_path: str, encoding: str = "utf-8") -> str:
         """The contents of remote file `remote_path`, decoded."""
@@ -207,3 +247,36 @@ def _stdin_bytes(stdin: object) -> bytes | None:
             "stdin must be str, bytes (or another bytes-like object) or a path object "
             f"(os.PathLike), not {type(stdin).__name__}"
         ) from None
+
+
+T = TypeVar("T")
+#: Seconds the execute call may take beyond the command's own timeout (the SDK's HTTP timeout
+#: is the command's plus 5 s).
+EXEC_HTTP_SLACK = 6.0
+
+
+class CallApi(Protocol):
+    """Makes one API call with a deadline and retries (`calls.Caller.call`, bound to the
+    sandbox and its settings by the session)."""
+
+    def __call__(
+        self,
+        operation: str,
+        fn: Callable[[Attempt], T],
+        *,
+        timeout: float,
+        retry: Retry = "idempotent",
+        passthrough: tuple[type[BaseException], ...] = (),
+    ) -> T: ...
+
+
+def _call_directly(
+    operation: str,
+    fn: Callable[[Attempt], T],
+    *,
+    timeout: float,
+    retry: Retry = "idempotent",
+    passthrough: tuple[type[BaseException], ...] = (),
+) -> T:
+    """A handle made outside a session calls the SDK as it is, once."""
+    return fn(Attempt(1, timeout))

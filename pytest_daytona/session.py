@@ -14,18 +14,22 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import lease, reuse
 from .backend import Backend
+from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
 from .errors import BackendCallError, BackendError, CoordinationError
 from .lease import Api, LeaseRecord, Scope
 from .sandbox import DaytonaSandbox
 from .settings import Settings
 from .strays import Strays
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from _pytest.cacheprovider import Cache
@@ -122,7 +126,30 @@ class SandboxSession:
         )
 
     def _handle(self, api: Api, sdk: Sandbox, workspace: str, settings: Settings) -> DaytonaSandbox:
-        return DaytonaSandbox(sdk, workspace, default_timeout=settings.timeout)
+        target = lease.describe(sdk)
+
+        def call(
+            operation: str,
+            fn: Callable[[Attempt], T],
+            *,
+            timeout: float,
+            retry: Retry = "idempotent",
+            passthrough: tuple[type[BaseException], ...] = (),
+        ) -> T:
+            __tracebackhide__ = True
+            result: T = api.caller.call(
+                operation,
+                fn,
+                timeout=timeout,
+                budget=settings.retry_budget,
+                target=target,
+                retry=retry,
+                passthrough=passthrough,
+                use_circuit=api.circuit,
+            )
+            return result
+
+        return DaytonaSandbox(sdk, workspace, default_timeout=settings.timeout, call=call)
 
     # -- sandboxes of this process ----------------------------------------------------------
 
