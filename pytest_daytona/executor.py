@@ -23,10 +23,11 @@ import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
-#: How many trailing lines of stdout and of stderr a `CommandError` shows.
-TAIL_LINES = 20
+from .results import CommandError, ExecResult
+
+__all__ = ["CommandError", "ExecResult"]
+
 #: Longest `toolbox_command` accepted: one argv string may not exceed 128 KiB on Linux.
 MAX_TOOLBOX_COMMAND = 120_000
 #: Seconds between the TERM at a command's deadline and the KILL of what is left of it.
@@ -38,42 +39,7 @@ TIMED_OUT_TOKEN = " timed-out"
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DELIMITER = re.compile(r"[A-Za-z0-9_-]{16,128}")
-_SHOWN_COMMAND_CHARS = 500
-
-
-class CommandError(Exception):
-    """A command exited non-zero or timed out; `result` holds everything it printed."""
-
-    def __init__(self, result: ExecResult) -> None:
-        self.result = result
-        super().__init__(_failure_message(result))
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """What one command did in a sandbox."""
-
-    exit_code: int | None  # None when the command timed out
-    stdout: str
-    stderr: str
-    timed_out: bool
-    duration: float  # seconds
-    command: str  # as shell text, for messages
-
-    def __post_init__(self) -> None:
-        if self.timed_out and self.exit_code is not None:
-            raise ValueError("a command that timed out has no exit code")
-
-    @property
-    def ok(self) -> bool:
-        """Whether the command exited 0 in time."""
-        return self.exit_code == 0 and not self.timed_out
-
-    def check(self) -> ExecResult:
-        """Return self if the command succeeded, else raise `CommandError`."""
-        if not self.ok:
-            raise CommandError(self)
-        return self
+_TEMP_FILES = '"$__pd_tmp.err" "$__pd_tmp.step" "$__pd_tmp.pid"'
 
 
 def validate_env_keys(env: Mapping[str, object]) -> None:
@@ -87,8 +53,7 @@ def validate_env_keys(env: Mapping[str, object]) -> None:
 
 
 def validate_env(env: Mapping[str, object]) -> None:
-    """Raise ValueError for a key that is not a shell variable name, TypeError for a value
-    that is not a str (both naming the key)."""
+    """Raise ValueError for a key that is no shell variable name, TypeError for a non-str value."""
     validate_env_keys(env)
     for key, value in env.items():
         if not isinstance(value, str):
@@ -143,12 +108,9 @@ def build_script(
     again without profiles. Output: the command's stdout, then ``\\n<delimiter>\\n``, then its
     stderr; exit status: the command's. The delimiter itself never appears in the script.
 
-    With `timeout` (seconds, fractions honoured) the script enforces the deadline itself:
-    GNU ``timeout`` runs the child in its own process group, TERMs the group at the deadline
-    and KILLs what is left after `KILL_GRACE` seconds; without ``timeout`` a background
-    watchdog kills the child's process tree (found through /proc). Either way what the command
-    printed so far is kept, the delimiter line then carries ``TIMED_OUT_TOKEN`` and stderr
-    ends with a note.
+    With `timeout` (seconds, fractions honoured) the script kills the command and everything
+    it started at the deadline (see `_DEADLINE`), keeps what it printed, adds a note to stderr
+    and ``TIMED_OUT_TOKEN`` to the delimiter line.
     """
     if not _DELIMITER.fullmatch(delimiter):
         raise ValueError("delimiter must be 16-128 characters of [A-Za-z0-9_-]")
@@ -209,7 +171,7 @@ def build_script(
         f"__pd_tmp=${{TMPDIR:-/tmp}}/{tmp}",
         # `true`, not `:`: a failed redirection of a special builtin would end the shell.
         f'{{ true >"$__pd_tmp.err"; }} 2>/dev/null || __pd_tmp=$HOME/.{tmp}',
-        f"__pd_cleanup() {{ rm -f {_temp_files('$__pd_tmp')}{removed}; }}",
+        f"__pd_cleanup() {{ rm -f {_TEMP_FILES}{removed}; }}",
         "trap __pd_cleanup EXIT",
         "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
         f"__pd_child={shell_quote(child_text)}",
@@ -230,9 +192,8 @@ def cleanup_script(delimiter: str, *, stdin_path: str | None = None) -> str:
     lines = [
         f'for __pd_tmp in "${{TMPDIR:-/tmp}}/{tmp}" "$HOME/.{tmp}"; do',
         'if [ -s "$__pd_tmp.pid" ] && read -r __pd_pid <"$__pd_tmp.pid"; then',
-        'kill -s KILL -- "-$__pd_pid" 2>/dev/null; kill -s KILL "$__pd_pid" 2>/dev/null',
-        "fi",
-        f"rm -f {_temp_files('$__pd_tmp')}",
+        'kill -s KILL -- "-$__pd_pid" "$__pd_pid"; fi 2>/dev/null',
+        f"rm -f {_TEMP_FILES}",
         "done",
     ]
     if stdin_path is not None:
@@ -320,21 +281,17 @@ def _src(path: str) -> str:
     return f"printf '%s\\n' {path} >|\"$__pd_tmp.step\"; command . {path} || true"
 
 
-def _temp_files(prefix: str) -> str:
-    return " ".join(f'"{prefix}.{suffix}"' for suffix in ("err", "step", "pid"))
-
-
 # How the outer script runs the child sh (@CHILD@) and sets __pd_rc and __pd_end.
 _LAUNCH = """\
-@CHILD@ &
-wait "$!" 2>/dev/null
+@CHILD@
 __pd_rc=$? __pd_end="""
 
 # With a deadline. GNU `timeout` makes the child's process group; `__pd_watch` (where there is
 # no `timeout`) sleeps until the deadline, then freezes the child's process tree, TERMs it and
 # calls `__pd_grace`, which KILLs the TERMed pids or group once none of it is alive (as
 # `__pd_scan KEY LIST` reads /proc: pids whose pid, ppid or pgid is in LIST) or KILL_GRACE s
-# later. No "done" step and a kill status after the child mean the deadline killed it.
+# later. The deadline killed the child if it did not mark its step "done" and ended with the
+# status `timeout` gives then (124, or 137 after a KILL) or, under the watchdog, 137 or 143.
 _DEADLINE = """\
 __pd_scan() {
 for __pd_f in /proc/[0-9]*/stat; do
@@ -382,7 +339,7 @@ __pd_dog=$!
 fi
 wait "$__pd_pid" 2>/dev/null
 __pd_rc=$? __pd_end= __pd_step=done
-case $__pd_rc in 124 | 137 | 143)
+case $__pd_rc$__pd_dog in 124 | 137 | 137?* | 143?*)
 __pd_step=
 if [ -s "$__pd_tmp.step" ]; then read -r __pd_step <"$__pd_tmp.step"; fi
 esac
@@ -408,23 +365,3 @@ def _fill(template: str, timeout: float, stdin: str) -> list[str]:
     for name, value in values.items():
         template = template.replace(name, value)
     return template.splitlines()
-
-
-def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    kept = text.splitlines()[-lines:]
-    return "\n".join(kept) if kept else "(empty)"
-
-
-def _failure_message(result: ExecResult) -> str:
-    shown = result.command
-    if len(shown) > _SHOWN_COMMAND_CHARS:
-        shown = shown[:_SHOWN_COMMAND_CHARS] + "..."
-    if result.timed_out:
-        what = f"timed out after {result.duration:g}s"
-    else:
-        what = f"exited with code {result.exit_code}"
-    return (
-        f"command {what}: {shown}\n"
-        f"--- stdout (last {TAIL_LINES} lines) ---\n{_tail(result.stdout)}\n"
-        f"--- stderr (last {TAIL_LINES} lines) ---\n{_tail(result.stderr)}"
-    )

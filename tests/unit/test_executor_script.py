@@ -14,9 +14,6 @@ import pytest
 
 from pytest_daytona.executor import (
     MAX_TOOLBOX_COMMAND,
-    TAIL_LINES,
-    CommandError,
-    ExecResult,
     backstop_timeout,
     build_script,
     cleanup_script,
@@ -32,6 +29,7 @@ from pytest_daytona.executor import (
     validate_env_keys,
 )
 from pytest_daytona.local.runner import parse_command
+from pytest_daytona.results import TAIL_LINES, CommandError, ExecResult
 
 TRICKY_ARGS = [
     "",
@@ -408,9 +406,10 @@ def test_a_profile_that_ends_the_shell_reruns_within_the_deadline(timed_box: Box
     assert result.stderr.endswith(f"{RERUN}{NOTE.format(0.5)}")
 
 
-def test_the_command_gets_sigint_under_gnu_timeout(box: Box) -> None:
+@pytest.mark.parametrize("limit", [5.0, None])
+def test_the_command_gets_sigint(box: Box, limit: float | None) -> None:
     # GNU `timeout` restores SIGINT, which an async command of sh would otherwise ignore.
-    assert box.run(["sh", "-c", "kill -INT $$"]).exit_code == 130
+    assert box.run(["sh", "-c", "kill -INT $$"], timeout=limit).exit_code == 130
 
 
 def test_without_a_deadline_nothing_is_killed(box: Box) -> None:
