@@ -250,9 +250,9 @@ def _stdin_bytes(stdin: object) -> bytes | None:
 
 
 T = TypeVar("T")
-#: Seconds the execute call may take beyond the command's own timeout (the SDK's HTTP timeout
-#: is the command's plus 5 s).
-EXEC_HTTP_SLACK = 6.0
+#: Seconds the execute call may take beyond the execute API's own (backstop) timeout before
+#: the plugin stops waiting for an answer.
+EXEC_HTTP_SLACK = 1.0
 
 
 class CallApi(Protocol):
