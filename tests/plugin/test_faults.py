@@ -87,11 +87,31 @@ def test_429s_during_60_tests_on_4_workers_cost_no_test(
 
 
 def test_a_get_that_fails_never_prevents_the_delete(
-    pytester: pytest.Pytester, server: LocalServer, key_env: None
+    pytester: pytest.Pytester, server: LocalServer, key_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytester.makepyfile(TWO_TESTS + "\ndef test_session(daytona_session_sandbox):\n    pass\n")
-    server.inject_fault(GET, 503, count=50)
-    run(pytester, server, "--daytona-retry-budget", "0").assert_outcomes(passed=3)
+    pytester.makepyfile(
+        """
+        import json, os, urllib.request
+
+        def break_gets():  # once the sandboxes exist: every GET of a sandbox answers 503
+            request = urllib.request.Request(
+                os.environ["DAYTONA_API_URL"] + "/_local/faults",
+                data=json.dumps({"route": "GET /sandbox/{sandboxIdOrName}", "status": 503,
+                                 "count": 50}).encode(),
+                headers={"Authorization": "Bearer " + os.environ["DAYTONA_API_KEY"],
+                         "Content-Type": "application/json"},
+            )
+            urllib.request.urlopen(request, timeout=10).close()
+
+        def test_one(daytona_sandbox):
+            pass
+
+        def test_two(daytona_sandbox, daytona_session_sandbox):
+            break_gets()  # the last test: every release after this meets the faults
+        """
+    )
+    monkeypatch.setenv("DAYTONA_API_URL", server.api_url)
+    run(pytester, server, "--daytona-retry-budget", "0").assert_outcomes(passed=2)
     assert settle(server) == {}
     assert server.stats()["by_route"][DELETE] == 3
 
