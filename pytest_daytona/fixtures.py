@@ -54,7 +54,7 @@ def _backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
     try:
         yield
     except (DaytonaPluginError, DaytonaError) as exc:
-        if config.get_verbosity() >= 2 or config.getoption("tbstyle", "auto") == "long":
+        if sandbox_session(config).backend.caller.verbose:  # -vv or --tb=long
             raise
         message = getattr(exc, "message", None) if isinstance(exc, DaytonaError) else None
         raise pytest.fail.Exception(f"pytest-daytona: {message or exc}", pytrace=False) from None

@@ -16,6 +16,7 @@ import dataclasses
 import math
 import posixpath
 import secrets
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -353,8 +354,6 @@ def release(api: Api, sandbox: Sandbox, settings: Settings, *, reuse: bool) -> N
     try:
         stop(api, sandbox, settings)
     except BackendCallError as exc:
-        import warnings
-
         warnings.warn(
             SandboxWarning(f"could not stop {describe(sandbox)} for reuse ({exc}); deleting it"),
             stacklevel=2,
@@ -369,8 +368,6 @@ def destroy(api: Api, sandbox: Sandbox, settings: Settings) -> None:
 
 def destroy_quietly(api: Api, sandbox: Sandbox, settings: Settings) -> None:
     """`destroy`, turning a failure into a `SandboxWarning` (used on error paths)."""
-    import warnings
-
     try:
         destroy(api, sandbox, settings)
     except BackendCallError as exc:

@@ -17,13 +17,14 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
 from . import lease, reuse
 from .backend import Backend
 from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
-from .errors import BackendCallError, BackendError, CoordinationError
+from .errors import BackendError, CoordinationError
 from .lease import Api, LeaseRecord, Scope
 from .sandbox import DaytonaSandbox
 from .settings import Settings
@@ -177,13 +178,13 @@ class SandboxSession:
             held = self._held.get(sandbox_id)
         if held is None:
             return
-        try:
+
+        def delete() -> None:
             api = self._api().final() if final else self._api()
             lease.release(api, held.sdk, held.settings, reuse=False)
-        except (BackendCallError, BackendError) as exc:
-            self.failures[sandbox_id] = ReleaseFailure(sandbox_id, held.record.name, str(exc))
+
+        if not self._attempt(sandbox_id, held.record.name, delete):
             return
-        self.failures.pop(sandbox_id, None)
         with self._lock:
             self._held.pop(sandbox_id, None)
         self.run_dir.remove_lease(sandbox_id)
@@ -267,7 +268,11 @@ class SandboxSession:
                 if record.reuse:
                     kept.add(record.sandbox_id)
             for left in leftovers:
-                self._release_by_id(api, left.sandbox_id, left.name)
+                self._attempt(
+                    left.sandbox_id,
+                    left.name,
+                    partial(lease.destroy_by_id, api, self.settings, left.sandbox_id),
+                )
                 self.run_dir.remove_lease(left.sandbox_id)
             self._sweep(api, kept)
         finally:
@@ -275,7 +280,8 @@ class SandboxSession:
 
     def _release_session(self, api: Api, record: LeaseRecord) -> None:
         settings = self.settings
-        try:
+
+        def release() -> None:
             sdk = self._session_sdk
             if sdk is None or sdk.id != record.sandbox_id:  # made by a worker: look it up
                 sdk = lease.get(api, settings, record.sandbox_id)
@@ -284,19 +290,9 @@ class SandboxSession:
                     reuse.release(api, sdk, settings)
                 else:
                     lease.destroy(api, sdk, settings)
-        except (BackendCallError, BackendError) as exc:
-            self._failed(record.sandbox_id, record.name, exc)
-        else:
-            self.failures.pop(record.sandbox_id, None)
-        self.run_dir.forget_session()
 
-    def _release_by_id(self, api: Api, sandbox_id: str, name: str) -> None:
-        try:
-            lease.destroy_by_id(api, self.settings, sandbox_id)
-        except (BackendCallError, BackendError) as exc:
-            self._failed(sandbox_id, name, exc)
-        else:
-            self.failures.pop(sandbox_id, None)
+        self._attempt(record.sandbox_id, record.name, release)
+        self.run_dir.forget_session()
 
     def _sweep(self, api: Api, kept: set[str]) -> None:
         """Delete every sandbox labelled with this run's id that nothing keeps (late creates,
@@ -305,19 +301,27 @@ class SandboxSession:
             found = reuse.list_labelled(
                 api, self.settings, {lease.RUN_ID_LABEL: self.run_id}, f"run {self.run_id}"
             )
-        except (BackendCallError, BackendError):
+        except BackendError:
             return  # the API is down: what was not released is reported already
         for sandbox in found:
             if sandbox.id in kept or lease.state_of(sandbox) in ("destroyed", "destroying"):
                 continue
             if (sandbox.labels or {}).get(reuse.REUSE_KEY_LABEL):
                 continue  # a reusable sandbox this run made: kept on purpose
-            try:
-                lease.destroy(api, sandbox, self.settings)
-            except (BackendCallError, BackendError) as exc:
-                self._failed(sandbox.id, sandbox.name, exc)
-            else:
-                self.failures.pop(sandbox.id, None)
+            self._attempt(
+                sandbox.id, sandbox.name, partial(lease.destroy, api, sandbox, self.settings)
+            )
+
+    def _attempt(self, sandbox_id: str, name: str, release: Callable[[], object]) -> bool:
+        """Run `release`; record its failure for the end-of-run report (or clear an earlier
+        one). True when it succeeded."""
+        try:
+            release()
+        except BackendError as exc:  # BackendCallError included
+            self._failed(sandbox_id, name, exc)
+            return False
+        self.failures.pop(sandbox_id, None)
+        return True
 
     def _failed(self, sandbox_id: str, name: str, exc: Exception) -> None:
         self.failures[sandbox_id] = ReleaseFailure(sandbox_id, name, str(exc))

@@ -61,12 +61,9 @@ class Strays:
 
     def check(self, name: str) -> bool:
         """Look `name` up once; delete the sandbox if it is there. True when it was."""
-        api = self._api()
         try:
-            sandbox = lease.get(api, self._settings, name)
-            if sandbox is None:
+            if not lease.destroy_by_id(self._api(), self._settings, name):
                 return False
-            lease.destroy(api, sandbox, self._settings)
         except BackendCallError as exc:
             log.info("pytest-daytona: looking for stray %s: %s", name, exc)
             return False
