@@ -11,7 +11,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from . import rest, toolbox
+from . import preview, rest, toolbox
 from .context import LOCAL, LocalContext, parse_body, read_ahead
 from .control import ErrorStateRule, FaultRule, LatencyRule
 from .errors import ApiError, error_response
@@ -48,6 +48,8 @@ async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamRespon
     ctx = request.app[LOCAL]
     if request.path.startswith(SOCKETIO_PATH):
         return await handler(request)  # Socket.IO checks its own auth payload on connect
+    if request.path.startswith(f"{preview.PROXY_PREFIX}/"):
+        return await handler(request)  # preview links check the sandbox's preview token
     if not _authorized(request, ctx.token):
         return error_response(401, "Unauthorized: missing or invalid bearer token")
     if request.path.startswith(LOCAL_PREFIX):
@@ -144,10 +146,12 @@ async def reset(request: web.Request) -> web.Response:
 
 def build_app(ctx: LocalContext) -> tuple[web.Application, socketio.AsyncServer]:
     """The application with every route, and the Socket.IO server attached to it."""
-    app = web.Application(middlewares=[gatekeeper], client_max_size=1 << 30)
+    # `by_host` serves Daytona's host-form preview links before routing and auth.
+    app = web.Application(middlewares=[preview.by_host, gatekeeper], client_max_size=1 << 30)
     app[LOCAL] = ctx
     rest.add_routes(app.router, API)
     toolbox.add_routes(app.router, API)
+    preview.setup(app, API)
     app.router.add_get(f"{LOCAL_PREFIX}/stats", get_stats)
     app.router.add_post(f"{LOCAL_PREFIX}/faults", add_fault)
     app.router.add_post(f"{LOCAL_PREFIX}/latency", set_latency)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 import time
 from datetime import datetime, timezone
 from enum import Enum
@@ -55,6 +56,14 @@ def iso_now() -> str:
 def new_sandbox_id() -> str:
     """A fresh sandbox id (UUID-like hex, as Daytona's ids are opaque strings)."""
     return secrets.token_hex(16)
+
+
+def new_auth_token() -> str:
+    """A sandbox's preview token, shaped like Daytona's ``authToken`` (32 lowercase chars)."""
+    return "".join(secrets.choice(_TOKEN_CHARS) for _ in range(32))
+
+
+_TOKEN_CHARS = string.ascii_lowercase + string.digits
 
 
 class _Camel(BaseModel):
@@ -123,6 +132,8 @@ class SandboxRecord(_Camel):
     # Monotonic-free wall clock seconds, for the reaper (survives restarts).
     last_activity_ts: float = Field(default_factory=time.time)
     stopped_ts: float | None = None
+    # Preview token (`X-Daytona-Preview-Token`); Daytona issues a new one at every start.
+    auth_token: str = Field(default_factory=new_auth_token)
 
     def set_ttl(self, minutes: int) -> None:
         """Live `minutes` from now, whatever the state (0 disables the TTL)."""
@@ -148,6 +159,7 @@ class SandboxRecord(_Camel):
             self.stopped_ts = time.time()
         elif state is State.STARTED:
             self.stopped_ts = None
+            self.auth_token = new_auth_token()
             self.touch()
 
     def to_api(self, toolbox_proxy_url: str, *, minute: float = 60.0) -> dict[str, Any]:
@@ -175,7 +187,7 @@ class SandboxRecord(_Camel):
 
 
 #: Bookkeeping the record keeps on disk but the REST API does not return.
-_INTERNAL_FIELDS = {"last_activity_ts", "stopped_ts", "ttl_minutes", "ttl_anchor_ts"}
+_INTERNAL_FIELDS = {"last_activity_ts", "stopped_ts", "ttl_minutes", "ttl_anchor_ts", "auth_token"}
 
 
 def _desired_state(state: State) -> str:

@@ -96,13 +96,27 @@ CHECKS: dict[str, tuple[Check, ...]] = {
     ),
     "region/*": (
         Check(
-            r"^Creating (snapshot|sandbox from snapshot) us-\d+\n(?!-{32}$)",
+            r"^Creating (snapshot|sandbox from snapshot) us-\d+\n(?!-{32}$).*",
             False,
             "the 'us' snapshot or sandbox printed an error",
         ),
     ),
     "volumes/*": (Check(r"^File: b'Hello, World!'$", True, "file shared through the volume"),),
 }
+
+# With --trace-http, a sitecustomize that logs each HTTP request of the SDK's sync clients
+# (urllib3 for the REST and toolbox APIs, httpx for file transfers) and the status answered.
+TRACE_HTTP = """\
+import logging
+import sys
+
+_handler = logging.StreamHandler(sys.stdout)
+_handler.setFormatter(logging.Formatter("[http] %(message)s"))
+for _name, _level in (("urllib3.connectionpool", logging.DEBUG), ("httpx", logging.INFO)):
+    _log = logging.getLogger(_name)
+    _log.setLevel(_level)
+    _log.addHandler(_handler)
+"""
 
 ENV_DIR = "DAYTONA_EXAMPLES_DIR"
 TAIL_LINES = 15
@@ -151,19 +165,27 @@ def check_output(
     for pattern, extra in checks.items():
         if fnmatch.fnmatch(name, pattern):
             applicable += extra
+    text = "".join(line for line in output.splitlines(True) if not line.startswith("[http] "))
     problems = []
     for check in applicable:
-        found = re.search(check.regex, output, re.MULTILINE)
+        found = re.search(check.regex, text, re.MULTILINE)
         if bool(found) != check.present:
-            detail = f": {found.group(0).strip()!r}" if found else f" (no /{check.regex}/)"
+            shown = found.group(0).strip().replace("\n", " / ") if found else ""
+            detail = f": {shown!r}" if found else f" (no /{check.regex}/)"
             problems.append(f"[runner] check failed, {check.what}{detail}")
     return problems
 
 
-def example_env(api_url: str, api_key: str) -> dict[str, str]:
-    """This process's environment without other Daytona settings, pointed at the server."""
+def example_env(api_url: str, api_key: str, trace_dir: Path | None = None) -> dict[str, str]:
+    """This process's environment without other Daytona settings, pointed at the server.
+
+    With `trace_dir`, a sitecustomize there logs the SDK's HTTP requests into the output.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("DAYTONA_")}
     env.update(DAYTONA_API_URL=api_url, DAYTONA_API_KEY=api_key, PYTHONUNBUFFERED="1")
+    if trace_dir is not None:
+        (trace_dir / "sitecustomize.py").write_text(TRACE_HTTP)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(trace_dir), env.get("PYTHONPATH")]))
     return env
 
 
@@ -207,9 +229,10 @@ def run_all(
     only: Sequence[str] = (),
     excluded: Mapping[str, str] = EXCLUDED,
     checks: Mapping[str, tuple[Check, ...]] = CHECKS,
+    trace_dir: Path | None = None,
 ) -> list[ExampleResult]:
     """Run every example under `examples_dir` (those matching a pattern of `only`, if any)."""
-    env = example_env(api_url, api_key)
+    env = example_env(api_url, api_key, trace_dir)
     names = [n for n in discover(examples_dir) if not only or any(p in n for p in only)]
 
     def one(name: str) -> ExampleResult:
@@ -309,6 +332,11 @@ def _parser() -> argparse.ArgumentParser:
         "-k", "--only", action="append", default=[], help="run examples whose path contains this"
     )
     parser.add_argument("--tail", type=int, default=TAIL_LINES, help="output lines per failure")
+    parser.add_argument(
+        "--trace-http",
+        action="store_true",
+        help="log every HTTP request of the SDK's sync clients and its status into the output",
+    )
     parser.add_argument("--log-dir", type=Path, help="write each example's full output here")
     parser.add_argument("--api-url", help="use this running server instead of starting one")
     parser.add_argument("--api-key", default=None, help="its API key (with --api-url)")
@@ -344,6 +372,7 @@ def main(
                 only=args.only,
                 excluded=excluded,
                 checks=checks,
+                trace_dir=Path(tmp) if args.trace_http else None,
             )
     if args.log_dir:
         write_logs(results, args.log_dir)

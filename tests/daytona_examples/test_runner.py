@@ -143,3 +143,13 @@ def test_a_caught_and_printed_error_is_a_failure() -> None:
         "'Error: Failed to create session: Not Found'"
     ]
     assert run_examples.check_output("pty/main.py", "Error: SIGKILL\n", {}) == []
+
+
+def test_checks_ignore_http_trace_lines() -> None:
+    output = "Creating snapshot us-1\n[http] POST /api/snapshots 200\n" + "-" * 32 + "\n"
+    assert run_examples.check_output("region/main.py", output) == []
+    failed = "Creating snapshot us-1\nFailed to create snapshot: Not Found\n" + "-" * 32 + "\n"
+    assert run_examples.check_output("region/main.py", failed) == [
+        "[runner] check failed, the 'us' snapshot or sandbox printed an error: "
+        "'Creating snapshot us-1 / Failed to create snapshot: Not Found'"
+    ]
