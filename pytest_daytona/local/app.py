@@ -11,7 +11,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from . import preview, rest, toolbox
+from . import preview, rest, rest_sandbox_ops, rest_snapshots, toolbox
 from .context import LOCAL, LocalContext, parse_body, read_ahead
 from .control import ErrorStateRule, FaultRule, LatencyRule
 from .errors import ApiError, error_response
@@ -90,6 +90,8 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         return exc.response()
+    except web.HTTPMethodNotAllowed:  # Nest answers an unknown method+path pair with 404
+        return error_response(404, f"Cannot {request.method} {request.path}")
     except web.HTTPException as exc:
         return error_response(exc.status, exc.reason)
 
@@ -150,6 +152,8 @@ def build_app(ctx: LocalContext) -> tuple[web.Application, socketio.AsyncServer]
     app = web.Application(middlewares=[preview.by_host, gatekeeper], client_max_size=1 << 30)
     app[LOCAL] = ctx
     rest.add_routes(app.router, API)
+    rest_sandbox_ops.add_routes(app.router, API)
+    rest_snapshots.add_routes(app.router, API)
     toolbox.add_routes(app.router, API)
     preview.setup(app, API)
     app.router.add_get(f"{LOCAL_PREFIX}/stats", get_stats)

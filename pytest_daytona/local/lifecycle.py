@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .errors import ApiError
-from .records import CreateSandboxBody, SandboxRecord, State, new_sandbox_id
+from .records import CreateSandboxBody, SandboxRecord, State, iso_now, new_sandbox_id
+from .snapshots import Snapshots
 from .store import Store
+from .volumes import Volumes
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +26,55 @@ _OPS: dict[str, tuple[frozenset[State], State, State]] = {
         State.STARTING,
         State.STARTED,
     ),
-    "stop": (frozenset({State.STARTED, State.STOPPED}), State.STOPPING, State.STOPPED),
+    "stop": (
+        frozenset({State.STARTED, State.STOPPED, State.PAUSED}),
+        State.STOPPING,
+        State.STOPPED,
+    ),
     "recover": (frozenset({State.ERROR}), State.STARTING, State.STARTED),
     "archive": (frozenset({State.STOPPED}), State.ARCHIVING, State.ARCHIVED),
+    "pause": (frozenset({State.STARTED}), State.PAUSING, State.PAUSED),
 }
+_OPS["start"] = (_OPS["start"][0] | {State.PAUSED}, State.STARTING, State.STARTED)
+
+
+#: Daytona's default ``maxAutoArchiveInterval`` (minutes): what an auto-archive interval of 0 means.
+MAX_AUTO_ARCHIVE_MINUTES = 43200
+
+
+def resolve_auto_archive(minutes: int) -> int:
+    """An auto-archive interval as the API stores it: 0 is the maximum, more is capped to it."""
+    if minutes < 0:
+        raise ApiError(400, "Auto-archive interval must be non-negative")
+    return MAX_AUTO_ARCHIVE_MINUTES if minutes == 0 else min(minutes, MAX_AUTO_ARCHIVE_MINUTES)
+
+
+def check_resize(
+    record: SandboxRecord, cpu: int | None, memory: int | None, disk: int | None
+) -> None:
+    """Daytona's resize rules: started (cpu and memory up only) or stopped, disk never down."""
+    if record.state not in (State.STARTED, State.STOPPED):
+        raise ApiError(400, "Sandbox must be in started or stopped state to resize")
+    if cpu is None and memory is None and disk is None:
+        raise ApiError(
+            400, "No resource changes specified - sandbox is already at the desired configuration"
+        )
+    if disk is not None and record.state is not State.STOPPED:
+        raise ApiError(400, "Disk resize can only be performed on a stopped sandbox")
+    if record.state is State.STARTED and cpu is not None and cpu < record.cpu:
+        raise ApiError(400, "Sandbox must be in stopped state to decrease the number of CPU cores")
+    if record.state is State.STARTED and memory is not None and memory < record.memory:
+        raise ApiError(400, "Sandbox must be in stopped state to decrease memory")
+    if disk is not None and disk < record.disk:
+        raise ApiError(400, "Sandbox disk size cannot be decreased")
+    if (cpu or record.cpu, memory or record.memory, disk or record.disk) == (
+        record.cpu,
+        record.memory,
+        record.disk,
+    ):
+        raise ApiError(
+            400, "No resource changes specified - sandbox is already at the desired configuration"
+        )
 
 
 class Lifecycle:
@@ -54,6 +101,8 @@ class Lifecycle:
         self.transition_delay = transition_delay
         self.minute = minute
         self.creates = 0
+        self.snapshots = Snapshots(store, minute=minute)
+        self.volumes = Volumes(store)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
 
@@ -76,19 +125,24 @@ class Lifecycle:
         name = body.name or sandbox_id
         if self.store.get(name) is not None:
             raise ApiError(409, f"Sandbox with name {name} already exists")
+        snapshot = None if body.build_info else self.snapshots.usable(body.snapshot)
+        volumes = self.volumes.resolve_mounts(body.volumes)
         record = SandboxRecord(
             id=sandbox_id,
             name=name,
-            snapshot=None if body.build_info else (body.snapshot or "daytona-local"),
+            snapshot=None if snapshot is None else snapshot.name,
             user=body.user or "daytona",
-            env=body.env,
+            env={**(snapshot.steps.env if snapshot else {}), **body.env},
             labels=body.labels,
             public=bool(body.public),
             network_block_all=bool(body.network_block_all),
+            network_allow_list=body.network_allow_list or None,
+            domain_allow_list=body.domain_allow_list or None,
+            volumes=volumes,
             target=body.target or "local",
-            cpu=body.cpu or 1,
-            memory=body.memory or 1,
-            disk=body.disk or 3,
+            cpu=body.cpu or (snapshot.cpu if snapshot else 1),
+            memory=body.memory or (snapshot.mem if snapshot else 1),
+            disk=body.disk or (snapshot.disk if snapshot else 3),
             gpu=body.gpu or 0,
             build_info=body.build_info,
         )
@@ -96,17 +150,79 @@ class Lifecycle:
             value = getattr(body, field)
             if value is not None:
                 setattr(record, field, value)
+        record.auto_archive_interval = resolve_auto_archive(record.auto_archive_interval)
         if body.ttl_minutes:
             record.set_ttl(body.ttl_minutes)
         self.store.add(record)
+        if snapshot is not None:
+            await asyncio.to_thread(self.snapshots.apply, snapshot, self.store.home_dir(record.id))
         self.creates += 1
-        await self._emit("sandbox.created", self.dto(record))
-        await self._transition(record, State.CREATING, State.STARTED)
+        await self._announce_new(record)
         return record
 
+    async def fork(self, source: SandboxRecord, name: str | None) -> SandboxRecord:
+        """A new sandbox with a copy of `source`'s files and settings, started."""
+        if source.state is not State.STARTED:
+            raise ApiError(400, "Sandbox must be in started state to fork")
+        if source.gpu > 0:
+            raise ApiError(422, "Forking is not supported for GPU sandboxes")
+        sandbox_id = new_sandbox_id()
+        if name and self.store.get(name) is not None:
+            raise ApiError(409, "Sandbox with this name already exists")
+        record = source.model_copy(
+            deep=True,
+            update={
+                "id": sandbox_id,
+                "name": name or sandbox_id,
+                "state": State.CREATING,
+                "error_reason": None,
+                "recoverable": None,
+                "ttl_minutes": 0,
+                "ttl_anchor_ts": None,
+            },
+        )
+        record.created_at = record.updated_at = iso_now()
+        record.touch()
+        if self.transition_delay:
+            await self._set(source, State.FORKING)
+        try:
+            await asyncio.to_thread(self.store.copy_files, source.id, sandbox_id)
+        finally:
+            await self._settle_fork(source)
+        self.store.add(record, files_ready=True)
+        self.creates += 1
+        await self._announce_new(record)
+        return record
+
+    async def _settle_fork(self, source: SandboxRecord) -> None:
+        # A delete or a forced error while the files were copied wins.
+        if source.state is State.FORKING and self.store.get(source.id) is source:
+            await self._set(source, State.STARTED)
+
+    async def _announce_new(self, record: SandboxRecord) -> None:
+        """Send ``sandbox.created`` and move the new sandbox on to ``started``.
+
+        Without a transition delay the sandbox is started before any event goes out, so every
+        event carries the state the create answer has: the SDK handles each event in a thread
+        of its own, and a ``creating`` event handled after the answer would turn a started
+        sandbox back into a creating one.
+        """
+        if self.transition_delay:
+            await self._emit("sandbox.created", self.dto(record))
+            await self._transition(record, State.CREATING, State.STARTED)
+            return
+        record.set_state(State.STARTED)
+        self.store.save(record)
+        await self._emit("sandbox.created", self.dto(record))
+        await self._announce(record, State.CREATING)
+
     async def change(self, record: SandboxRecord, op: str) -> SandboxRecord:
-        """Start, stop, recover or archive a sandbox, as the REST endpoints ask."""
+        """Start, stop, recover, archive or pause a sandbox, as the REST endpoints ask."""
         allowed, transitional, settled = _OPS[op]
+        if op == "pause" and record.state is not State.STARTED:
+            raise ApiError(400, "Sandbox must be in started state to pause")
+        if op == "start" and record.state is State.PAUSED:
+            transitional = State.RESUMING
         if record.state not in allowed:
             raise ApiError(
                 409 if record.state is not State.ERROR else 400,
@@ -119,6 +235,21 @@ class Lifecycle:
         record.error_reason = None
         record.recoverable = None
         await self._transition(record, transitional, settled)
+        return record
+
+    async def resize(
+        self, record: SandboxRecord, cpu: int | None, memory: int | None, disk: int | None
+    ) -> SandboxRecord:
+        """Record new resources, checked as the API checks a resize."""
+        check_resize(record, cpu, memory, disk)
+        record.cpu = cpu or record.cpu
+        record.memory = memory or record.memory
+        record.disk = disk or record.disk
+        if not self.transition_delay:
+            record.updated_at = iso_now()
+            self.store.save(record)
+            return record
+        await self._transition(record, State.RESIZING, record.state)
         return record
 
     async def delete(self, record: SandboxRecord) -> dict[str, Any]:
@@ -170,10 +301,18 @@ class Lifecycle:
         record.set_state(state)
         if state is not State.DESTROYED:
             self.store.save(record)
+        await self._announce(record, old)
+
+    async def _announce(self, record: SandboxRecord, old: State) -> None:
+        state = record.state
         await self._emit(
             "sandbox.state.updated",
             {"sandbox": self.dto(record), "oldState": old.value, "newState": state.value},
         )
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run `coro` in the background; `close` waits for it."""
+        self._spawn(coro)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)

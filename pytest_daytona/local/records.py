@@ -24,6 +24,11 @@ class State(str, Enum):
     ARCHIVING = "archiving"
     ARCHIVED = "archived"
     ERROR = "error"
+    PAUSING = "pausing"
+    PAUSED = "paused"
+    RESUMING = "resuming"
+    RESIZING = "resizing"
+    FORKING = "forking"
     DESTROYING = "destroying"
     DESTROYED = "destroyed"
 
@@ -34,6 +39,10 @@ SETTLED_AFTER_RESTART: dict[State, State] = {
     State.STARTING: State.STARTED,
     State.STOPPING: State.STOPPED,
     State.ARCHIVING: State.ARCHIVED,
+    State.PAUSING: State.PAUSED,
+    State.RESUMING: State.STARTED,
+    State.RESIZING: State.STARTED,
+    State.FORKING: State.STARTED,
     State.DESTROYING: State.DESTROYED,
 }
 
@@ -77,6 +86,14 @@ class BuildInfoBody(_Camel):
     context_hashes: list[str] | None = None
 
 
+class VolumeMountBody(_Camel):
+    """One volume mount of a sandbox (`SandboxVolume` on the wire)."""
+
+    volume_id: str
+    mount_path: str
+    subpath: str | None = None
+
+
 class CreateSandboxBody(_Camel):
     """`POST /sandbox` body, as the SDK sends it (unknown fields are ignored)."""
 
@@ -87,6 +104,9 @@ class CreateSandboxBody(_Camel):
     labels: dict[str, str] = Field(default_factory=dict)
     public: bool | None = None
     network_block_all: bool | None = None
+    network_allow_list: str | None = None
+    domain_allow_list: str | None = None
+    volumes: list[VolumeMountBody] = Field(default_factory=list)
     target: str | None = None
     cpu: int | None = Field(default=None, gt=0)
     memory: int | None = Field(default=None, gt=0)
@@ -111,6 +131,9 @@ class SandboxRecord(_Camel):
     labels: dict[str, str] = Field(default_factory=dict)
     public: bool = False
     network_block_all: bool = False
+    network_allow_list: str | None = None
+    domain_allow_list: str | None = None
+    volumes: list[VolumeMountBody] = Field(default_factory=list)
     target: str = "local"
     cpu: int = 1
     gpu: int = 0
@@ -173,7 +196,6 @@ class SandboxRecord(_Camel):
         data["kvm"] = False
         data["desiredState"] = _desired_state(self.state)
         data["toolboxProxyUrl"] = toolbox_proxy_url
-        data["volumes"] = []
         if self.build_info is None:
             data.pop("buildInfo")
         else:
@@ -197,4 +219,6 @@ def _desired_state(state: State) -> str:
         return "archived"
     if state in (State.DESTROYING, State.DESTROYED):
         return "destroyed"
+    if state in (State.PAUSING, State.PAUSED):
+        return "paused"
     return "started"

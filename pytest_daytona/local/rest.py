@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -10,11 +10,11 @@ from pydantic import BaseModel
 
 from .context import LOCAL, LocalContext, parse_body
 from .errors import ApiError
-from .records import CreateSandboxBody, SandboxRecord, State
+from .lifecycle import resolve_auto_archive
+from .records import CreateSandboxBody, SandboxRecord
+from .rest_list import list_sandboxes
 
 SANDBOX = "/sandbox/{sandboxIdOrName}"
-_DEFAULT_PAGE = 100
-_MAX_PAGE = 200
 
 
 def _ctx(request: web.Request) -> LocalContext:
@@ -36,47 +36,6 @@ async def create_sandbox(request: web.Request) -> web.Response:
 async def get_sandbox(request: web.Request) -> web.Response:
     """``GET /sandbox/{sandboxIdOrName}``."""
     return web.json_response(_ctx(request).lifecycle.dto(_sandbox(request)))
-
-
-async def list_sandboxes(request: web.Request) -> web.Response:
-    """``GET /sandbox``: filter by labels (JSON), states, id and name; cursor pagination."""
-    query = request.query
-    labels: dict[str, Any] = {}
-    if query.get("labels"):
-        try:
-            labels = json.loads(query["labels"])
-        except json.JSONDecodeError:
-            raise ApiError(400, "labels must be a JSON object") from None
-        if not isinstance(labels, dict):
-            raise ApiError(400, "labels must be a JSON object")
-    states = set(query.getall("states", []))
-    unknown = states - {s.value for s in State}
-    if unknown:
-        raise ApiError(400, f"unknown states: {', '.join(sorted(unknown))}")
-    try:
-        limit = min(int(query.get("limit", _DEFAULT_PAGE)), _MAX_PAGE)
-        offset = int(query.get("cursor") or 0)
-    except ValueError:
-        raise ApiError(400, "limit and cursor must be integers") from None
-    if limit < 1 or offset < 0:
-        raise ApiError(400, "limit must be positive and cursor non-negative")
-    lifecycle = _ctx(request).lifecycle
-    matches = [
-        r
-        for r in lifecycle.store
-        if all(r.labels.get(k) == v for k, v in labels.items())
-        and (not states or r.state.value in states)
-        and query.get("id", r.id) == r.id
-        and query.get("name", r.name) == r.name
-    ]
-    page = matches[offset : offset + limit]
-    more = offset + limit < len(matches)
-    return web.json_response(
-        {
-            "items": [lifecycle.dto(r) for r in page],
-            "nextCursor": str(offset + limit) if more else None,
-        }
-    )
 
 
 async def delete_sandbox(request: web.Request) -> web.Response:
@@ -110,7 +69,9 @@ async def replace_labels(request: web.Request) -> web.Response:
     return web.json_response({"labels": record.labels})
 
 
-def _interval_setter(field: str, minimum: int) -> Any:
+def _interval_setter(
+    field: str, minimum: int, resolve: Callable[[int], int] = lambda value: value
+) -> Any:
     async def handler(request: web.Request) -> web.Response:
         try:
             value = int(request.match_info["interval"])
@@ -119,7 +80,7 @@ def _interval_setter(field: str, minimum: int) -> Any:
         if value < minimum:
             raise ApiError(400, f"interval must be >= {minimum}")
         record = _sandbox(request)
-        setattr(record, field, value)
+        setattr(record, field, resolve(value))
         _ctx(request).lifecycle.store.save(record)
         return web.json_response(_ctx(request).lifecycle.dto(record))
 
@@ -154,14 +115,15 @@ def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
     router.add_get(f"{prefix}/sandbox", list_sandboxes)
     router.add_get(f"{prefix}{SANDBOX}", get_sandbox)
     router.add_delete(f"{prefix}{SANDBOX}", delete_sandbox)
-    for op in ("start", "stop", "recover", "archive"):
+    for op in ("start", "stop", "recover", "archive", "pause"):
         router.add_post(f"{prefix}{SANDBOX}/{op}", _state_change(op))
     router.add_put(f"{prefix}{SANDBOX}/labels", replace_labels)
     router.add_post(
         f"{prefix}{SANDBOX}/autostop/{{interval}}", _interval_setter("auto_stop_interval", 0)
     )
     router.add_post(
-        f"{prefix}{SANDBOX}/autoarchive/{{interval}}", _interval_setter("auto_archive_interval", 0)
+        f"{prefix}{SANDBOX}/autoarchive/{{interval}}",
+        _interval_setter("auto_archive_interval", 0, resolve_auto_archive),
     )
     router.add_post(
         f"{prefix}{SANDBOX}/autodelete/{{interval}}", _interval_setter("auto_delete_interval", -1)

@@ -1,8 +1,9 @@
 """Durable storage of sandbox records and their directories under the server's data dir.
 
 Layout: ``<data_dir>/sandboxes/<id>/state.json`` (the record), ``home/`` (the sandbox's home
-and work dir) and ``tmp/`` (its ``/tmp``). Records are written to a temporary file and renamed
-into place, so a crash mid-write never leaves a corrupt ``state.json``.
+and work dir) and ``tmp/`` (its ``/tmp``); ``<data_dir>/volumes/<id>/`` (a volume's files),
+``<data_dir>/objects/`` (uploaded build contexts). Records are written to a temporary file
+and renamed into place, so a crash mid-write never leaves a corrupt ``state.json``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +29,7 @@ class Store:
     """In-memory index of sandbox records, mirrored to disk on every change."""
 
     def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
         self.root = data_dir / "sandboxes"
         self.root.mkdir(parents=True, exist_ok=True)
         self._records: dict[str, SandboxRecord] = {}
@@ -60,12 +63,27 @@ class Store:
         """Host path of the sandbox's private ``/tmp``."""
         return self.sandbox_dir(sandbox_id) / "tmp"
 
-    def add(self, record: SandboxRecord) -> None:
-        """Create the sandbox's directories and persist its first record."""
-        home = self.home_dir(record.id)
-        home.mkdir(parents=True, mode=0o755)
-        self.tmp_dir(record.id).mkdir(mode=0o1777)
-        os.chmod(self.tmp_dir(record.id), 0o1777)
+    def volume_dir(self, volume_id: str) -> Path:
+        """Host directory holding one volume's files."""
+        return self.data_dir / "volumes" / volume_id
+
+    def objects_dir(self) -> Path:
+        """Host directory of the object storage the SDK uploads build contexts to."""
+        return self.data_dir / "objects"
+
+    def copy_files(self, source_id: str, target_id: str) -> None:
+        """Give sandbox `target_id` (not yet added) a copy of the files of `source_id`."""
+        self.sandbox_dir(target_id).mkdir(parents=True)
+        for name in ("home", "tmp"):
+            copy_tree(self.sandbox_dir(source_id) / name, self.sandbox_dir(target_id) / name)
+
+    def add(self, record: SandboxRecord, *, files_ready: bool = False) -> None:
+        """Create the sandbox's directories (unless `files_ready`: see `copy_files`) and
+        persist its first record."""
+        if not files_ready:
+            self.home_dir(record.id).mkdir(parents=True, mode=0o755)
+            self.tmp_dir(record.id).mkdir(mode=0o1777)
+            os.chmod(self.tmp_dir(record.id), 0o1777)
         self._records[record.id] = record
         self.save(record)
 
@@ -93,3 +111,19 @@ class Store:
 
     def __len__(self) -> int:
         return len(self._records)
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a directory tree keeping modes, owners, links and times; copy-on-write where the
+    file system can (``cp -a --reflink=auto``), else a plain copy."""
+    try:
+        subprocess.run(
+            ["cp", "-a", "--reflink=auto", "--", str(source), str(target)],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        log.debug("cp -a failed (%s), copying with shutil", exc)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target, symlinks=True)

@@ -9,6 +9,7 @@ import socketio
 from daytona import (
     CreateSandboxFromImageParams,
     CreateSandboxFromSnapshotParams,
+    CreateSnapshotParams,
     Daytona,
     DaytonaConfig,
     DaytonaConflictError,
@@ -25,6 +26,7 @@ from .conftest import close_client, route_count
 
 
 def test_create_from_snapshot_records_everything(client: Daytona) -> None:
+    client.snapshot.create(CreateSnapshotParams(name="my-snapshot", image="debian:12.9"))
     sb = client.create(
         CreateSandboxFromSnapshotParams(
             name="lc-snap",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 import pytest
 
 from pytest_daytona.local import LocalServer
@@ -227,6 +230,13 @@ def test_factory_applies_overrides_and_releases_everything(
 def test_marker_overrides_for_one_test(
     pytester: pytest.Pytester, server: LocalServer, run_inner: RunInner
 ) -> None:
+    special = {"name": "special", "imageName": "debian:12.9"}  # unknown snapshots are a 400
+    request = urllib.request.Request(
+        f"{server.api_url}/snapshots",
+        data=json.dumps(special).encode(),
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).close()
     pytester.makepyfile(
         """
         import pytest
