@@ -17,6 +17,7 @@ import argparse
 import fnmatch
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -206,7 +207,7 @@ def run_one(path: Path, name: str, env: Mapping[str, str], timeout: float) -> Ex
             out, _ = proc.communicate(timeout=timeout)
             timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+            os.killpg(proc.pid, signal.SIGKILL)
             out, _ = proc.communicate()
             timed_out = True
         seconds = time.monotonic() - start
@@ -264,6 +265,8 @@ def table(results: Sequence[ExampleResult], tail_lines: int = TAIL_LINES) -> str
     counts = {o: sum(r.outcome == o for r in results) for o in ("ok", "failed", "excluded")}
     lines.append("")
     lines.append(", ".join(f"{n} {o}" for o, n in counts.items()))
+    reasons = {r.reason: None for r in results if r.outcome == "excluded"}
+    lines += [f"excluded: {reason}" for reason in reasons]
     for r in results:
         if r.outcome == "failed":
             lines += ["", f"--- {r.name} (exit {r.returncode}), last lines:"]

@@ -65,6 +65,7 @@ def test_excluding_the_failure_exits_zero(
     assert status == 0
     assert "| bad/_async/main.py | excluded |" in out
     assert "1 ok, 0 failed, 1 excluded" in out
+    assert "excluded: fails on purpose" in out
     assert "last lines" not in out
 
 
