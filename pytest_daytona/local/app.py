@@ -108,7 +108,7 @@ def stats(ctx: LocalContext) -> dict[str, Any]:
         "by_route": dict(ctx.control.by_route),
         "states": {r.id: r.state.value for r in ctx.lifecycle.store},
         "late_pending": len(ctx.late),
-        "isolation": "bwrap" if ctx.runner.isolated else "none",
+        "isolation": "bwrap" if ctx.agents.isolated else "none",
     }
 
 

@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 from aiohttp import MultipartReader, StreamReader, web
 from pydantic import BaseModel, ValidationError
 
+from .agents import Agent, Agents
 from .control import Control
 from .errors import ApiError
 from .late import LateCompletions
 from .lifecycle import Lifecycle
 from .records import SandboxRecord
-from .runner import Runner
 from .sandboxfs import SandboxPaths
+from .volumes import volume_mounts
+
+log = logging.getLogger(__name__)
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -26,13 +32,14 @@ class LocalContext:
     """The server's shared state: sandboxes, command runner, counters and settings."""
 
     lifecycle: Lifecycle
-    runner: Runner
+    agents: Agents
     control: Control
     token: str
     api_url: str = ""
     default_exec_timeout: float | None = None
     late: LateCompletions = field(default_factory=LateCompletions)
     _paths: dict[str, SandboxPaths] = field(default_factory=dict)
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def toolbox_url(self) -> str:
         """Base URL of the toolbox API (the SDK appends ``/{sandboxId}/...``)."""
@@ -43,9 +50,43 @@ class LocalContext:
         paths = self._paths.get(record.id)
         if paths is None:
             store = self.lifecycle.store
-            paths = self.runner.paths(store.home_dir(record.id), store.tmp_dir(record.id))
+            paths = self.agents.runner.paths(store.home_dir(record.id), store.tmp_dir(record.id))
             self._paths[record.id] = paths
         return paths
+
+    async def agent(self, record: SandboxRecord) -> Agent:
+        """The toolbox agent of a started sandbox (started now if it is not running)."""
+        store = self.lifecycle.store
+        return await self.agents.get(
+            record.id, store.home_dir(record.id), store.tmp_dir(record.id), self.mounts(record)
+        )
+
+    def follow_state(self, sandbox_id: str, state: str) -> None:
+        """Start a sandbox's agent when it is started, end it (and all its processes) when not."""
+        if state == "started":
+            record = self.lifecycle.store.get(sandbox_id)
+            if record is not None:
+                self._background(self.agent(record))
+        else:
+            self._background(self.agents.stop(sandbox_id))
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(_settled(self._tasks))
+
+    def mounts(self, record: SandboxRecord) -> list[tuple[Path, str]]:
+        """(host dir, in-sandbox path) of each volume the sandbox mounts."""
+        return volume_mounts(self.lifecycle.store, record)
+
+
+def _settled(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("sandbox agent: %s", task.exception())
+
+    return done
 
 
 LOCAL = web.AppKey("pytest_daytona_local", LocalContext)

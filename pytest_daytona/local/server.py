@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import filelock
 from aiohttp import web
 
+from .agents import Agents
 from .app import build_app, stats
 from .context import LocalContext
 from .control import Control, ErrorStateRule, FaultRule, LatencyRule
@@ -94,7 +95,7 @@ class LocalServer:
     @property
     def isolated(self) -> bool:
         """Whether sandbox commands run under bubblewrap."""
-        return self._ctx is not None and self._ctx.runner.isolated
+        return self._ctx is not None and self._ctx.agents.isolated
 
     # -- async core, shared by the thread API and `serve` ---------------------------------
 
@@ -120,6 +121,8 @@ class LocalServer:
         sio_holder: list[Any] = []
 
         async def emit(event: str, data: dict[str, Any]) -> None:
+            if event == "sandbox.state.updated":
+                ctx.follow_state(data["sandbox"]["id"], data["newState"])
             if sio_holder:
                 await sio_holder[0].emit(event, data)
 
@@ -131,7 +134,9 @@ class LocalServer:
                 transition_delay=self.transition_delay,
                 minute=self.minute,
             ),
-            runner=Runner(bwrap, hidden=(self.data_dir.resolve(),)),
+            agents=Agents(
+                Runner(bwrap, hidden=(self.data_dir.resolve(),), etc=self.data_dir / ".etc")
+            ),
             control=Control(),
             token=self.token,
             default_exec_timeout=self.default_exec_timeout,
@@ -155,6 +160,7 @@ class LocalServer:
         if self._ctx is not None:
             await self._ctx.late.close()
             await self._ctx.lifecycle.close()
+            await self._ctx.agents.close()
         if self._sio is not None:
             with contextlib.suppress(Exception):
                 await self._sio.shutdown()

@@ -18,6 +18,8 @@ from daytona import (
 from pytest_daytona.local import LocalServer
 from pytest_daytona.local.sandboxfs import SANDBOX_HOME
 
+from .conftest import processes_mentioning
+
 
 def test_work_dir_and_home(iso_server: LocalServer, iso_sandbox: Sandbox) -> None:
     expected = (
@@ -56,24 +58,6 @@ def test_exec_does_not_leak_server_environment(
     assert "FROM_CREATE=yes" in env
 
 
-def test_exec_runs_no_shell_like_daytonas_daemon(iso_sandbox: Sandbox) -> None:
-    """Words split at spaces, quotes group and are removed, nothing is expanded."""
-    result = iso_sandbox.process.exec("printf %s| $HOME \"a b\" 'c\"d' ''")
-    assert (result.exit_code, result.result) == (0, '$HOME|a b|c"d|')
-
-
-def test_exec_that_cannot_start_answers_exit_minus_one(iso_sandbox: Sandbox) -> None:
-    missing = iso_sandbox.process.exec("no-such-program-pytest-daytona")
-    assert missing.exit_code == -1
-    assert (
-        missing.result
-        == 'exec: "no-such-program-pytest-daytona": executable file not found in $PATH'
-    )
-    no_cwd = iso_sandbox.process.exec("true", cwd="no/such/dir")
-    assert no_cwd.exit_code == -1
-    assert "no/such/dir" in no_cwd.result
-
-
 def test_exec_timeout_kills_whole_process_group(iso_sandbox: Sandbox) -> None:
     marker = f"pd-timeout-{uuid.uuid4().hex}"
     with pytest.raises(DaytonaProcessExecutionTimeoutError) as info:
@@ -81,21 +65,8 @@ def test_exec_timeout_kills_whole_process_group(iso_sandbox: Sandbox) -> None:
     assert info.value.status_code == 408
     assert info.value.code == "PROCESS_EXECUTION_TIMEOUT"
     # Nothing of the command survives: no sleeper from that command line is left on the host.
-    assert _processes_mentioning(marker) == []
+    assert processes_mentioning(marker) == []
     assert iso_sandbox.process.exec("echo still-usable").result.strip() == "still-usable"
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    """Command lines of live host processes containing `text` (what pgrep -f would find)."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append(cmdline)
-    return found
 
 
 def test_file_roundtrip_list_and_delete(iso_sandbox: Sandbox) -> None:

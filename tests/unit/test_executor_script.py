@@ -28,7 +28,6 @@ from pytest_daytona.executor import (
     validate_env,
     validate_env_keys,
 )
-from pytest_daytona.local.runner import parse_command
 from pytest_daytona.results import TAIL_LINES, CommandError, ExecResult
 
 TRICKY_ARGS = [
@@ -457,13 +456,18 @@ def test_delimiter_never_appears_in_the_script() -> None:
     assert delimiter not in toolbox_command(script)
 
 
-@pytest.mark.parametrize("runner", ["shell", "daytona-split"])
-def test_toolbox_command_survives_shells_and_naive_word_splitting(box: Box, runner: str) -> None:
+@pytest.mark.parametrize("runner", ["shell -c", "shell on stdin"])
+def test_toolbox_command_survives_shells_and_stdin_delivery(box: Box, runner: str) -> None:
+    """As an argument, or piped to the shell on stdin as today's daemon runs it (the command
+    text is then the shell's stdin: the wrapper must not read it)."""
     delimiter = new_delimiter()
     script = build_script(["printf", "%s\\0", *TRICKY_ARGS], delimiter=delimiter)
     line = toolbox_command(script)
-    argv = [box.shell, "-c", line] if runner == "shell" else parse_command(line)
-    result = box.run_argv(argv, delimiter, "printf")
+    if runner == "shell -c":
+        result = box.run_argv([box.shell, "-c", line], delimiter, "printf")
+    else:
+        piped = f"printf '%s' {shell_quote(line)} | {box.shell}"
+        result = box.run_argv([box.shell, "-c", piped], delimiter, "printf")
     assert result.stdout.split("\0")[:-1] == TRICKY_ARGS
     assert result.exit_code == 0
 

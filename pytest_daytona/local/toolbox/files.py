@@ -1,4 +1,4 @@
-"""Daytona toolbox (daemon) API handlers: directories, process execution and files."""
+"""Toolbox file routes: folders, listing, info, delete, bulk upload and download."""
 
 from __future__ import annotations
 
@@ -13,24 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, MultipartWriter, web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
-from .context import LOCAL, LocalContext, multipart_reader, parse_body
-from .errors import ApiError, daemon_error
-from .records import SandboxRecord, State
-from .runner import parse_command
-from .sandboxfs import PathEscapeError, SandboxPaths
-
-PREFIX = "/toolbox/{sandboxId}"
-
-
-class ExecuteBody(BaseModel):
-    """``POST /process/execute`` body."""
-
-    command: str
-    cwd: str | None = None
-    envs: dict[str, str] | None = None
-    timeout: int | None = Field(default=None, ge=0)
+from ..context import multipart_reader, parse_body
+from ..errors import ApiError, daemon_error
+from ..sandboxfs import PathEscapeError, SandboxPaths
+from .common import ctx_of, host_path, query_path, started
 
 
 class DownloadBody(BaseModel):
@@ -39,89 +27,10 @@ class DownloadBody(BaseModel):
     paths: list[str]
 
 
-def _ctx(request: web.Request) -> LocalContext:
-    return request.app[LOCAL]
-
-
-def _started(request: web.Request) -> SandboxRecord:
-    """The sandbox the toolbox call is for; it must be running, as on Daytona."""
-    record = _ctx(request).lifecycle.lookup(request.match_info["sandboxId"])
-    if record.state is not State.STARTED:
-        raise ApiError(409, f"Sandbox {record.id} is not started (state: {record.state.value})")
-    record.touch()
-    return record
-
-
-def _host(paths: SandboxPaths, path: str) -> Path:
-    try:
-        return paths.host(path)
-    except PathEscapeError as exc:
-        raise daemon_error(400, str(exc), "INVALID_FILE_PATH") from None
-
-
-def _query_path(request: web.Request) -> str:
-    path = request.query.get("path")
-    if path is None:
-        raise daemon_error(400, "query parameter 'path' is required", "INVALID_FILE_PATH")
-    return path
-
-
-async def work_dir(request: web.Request) -> web.Response:
-    """``GET /work-dir``."""
-    record = _started(request)
-    return web.json_response({"dir": _ctx(request).paths(record).work_dir})
-
-
-async def execute(request: web.Request) -> web.Response:
-    """``POST /process/execute``: like Daytona's daemon, no shell: the command is split into
-    words and run directly; stdout and stderr combined; 408 on timeout (none by default)."""
-    ctx = _ctx(request)
-    body = await parse_body(request, ExecuteBody)
-    record = _started(request)
-    argv = parse_command(body.command)
-    if not argv:
-        raise daemon_error(400, "empty command", "BAD_REQUEST")
-    paths = ctx.paths(record)
-    cwd = paths.absolute(body.cwd) if body.cwd else paths.work_dir
-    host_cwd: Path | None
-    try:
-        host_cwd = paths.host(cwd)
-        cwd_exists = host_cwd.is_dir()
-    except PathEscapeError:
-        if not ctx.runner.isolated:
-            raise daemon_error(
-                400, f"cwd {cwd!r} is outside the sandbox", "INVALID_FILE_PATH"
-            ) from None
-        host_cwd = None
-        cwd_exists = os.path.isdir(cwd)  # elsewhere on the read-only host file system
-    if not cwd_exists:
-        return web.json_response(
-            {"exitCode": -1, "result": f"chdir {cwd}: no such file or directory"}
-        )
-    timeout = body.timeout or ctx.default_exec_timeout
-    outcome = await ctx.runner.run(
-        argv,
-        paths=paths,
-        cwd=cwd,
-        host_cwd=host_cwd,
-        env={**record.env, **(body.envs or {})},
-        timeout=timeout,
-    )
-    record.touch()
-    if outcome.timed_out:
-        raise daemon_error(
-            408,
-            f"Command execution timed out after {timeout:g} seconds. The timeout can be "
-            "increased by adjusting the timeout parameter in the request.",
-            "PROCESS_EXECUTION_TIMEOUT",
-        )
-    return web.json_response({"exitCode": outcome.exit_code, "result": outcome.output})
-
-
 async def create_folder(request: web.Request) -> web.Response:
     """``POST /files/folder?path=&mode=``."""
-    record = _started(request)
-    target = _host(_ctx(request).paths(record), _query_path(request))
+    record = started(request)
+    target = host_path(ctx_of(request).paths(record), query_path(request))
     try:
         mode = int(request.query.get("mode") or "755", 8)
     except ValueError:
@@ -135,10 +44,10 @@ async def create_folder(request: web.Request) -> web.Response:
 
 async def delete_file(request: web.Request) -> web.Response:
     """``DELETE /files?path=&recursive=``."""
-    record = _started(request)
-    paths = _ctx(request).paths(record)
-    path = _query_path(request)
-    target = _host(paths, path)
+    record = started(request)
+    paths = ctx_of(request).paths(record)
+    path = query_path(request)
+    target = host_path(paths, path)
     if any(target == backing for _, backing in paths.roots):
         raise daemon_error(
             400, f"refusing to delete the sandbox root {path!r}", "INVALID_FILE_PATH"
@@ -175,10 +84,10 @@ def _file_info(paths: SandboxPaths, entry: Path) -> dict[str, Any]:
 
 async def list_files(request: web.Request) -> web.Response:
     """``GET /files?path=``."""
-    record = _started(request)
-    paths = _ctx(request).paths(record)
+    record = started(request)
+    paths = ctx_of(request).paths(record)
     path = request.query.get("path") or paths.work_dir
-    target = _host(paths, path)
+    target = host_path(paths, path)
     if not target.is_dir():
         raise daemon_error(404, f"directory not found: {path}", "FILE_NOT_FOUND")
     return web.json_response([_file_info(paths, e) for e in sorted(target.iterdir())])
@@ -186,10 +95,10 @@ async def list_files(request: web.Request) -> web.Response:
 
 async def file_info(request: web.Request) -> web.Response:
     """``GET /files/info?path=``."""
-    record = _started(request)
-    paths = _ctx(request).paths(record)
-    path = _query_path(request)
-    target = _host(paths, path)
+    record = started(request)
+    paths = ctx_of(request).paths(record)
+    path = query_path(request)
+    target = host_path(paths, path)
     if not target.exists():
         raise daemon_error(404, f"file not found: {path}", "FILE_NOT_FOUND")
     return web.json_response(_file_info(paths, target))
@@ -201,8 +110,8 @@ async def bulk_upload(request: web.Request) -> web.Response:
     Every part is received into a staging directory first; only when all paths are inside
     the sandbox are the files moved into place, so a bad path writes nothing.
     """
-    record = _started(request)
-    ctx = _ctx(request)
+    record = started(request)
+    ctx = ctx_of(request)
     paths = ctx.paths(record)
     staging = Path(
         tempfile.mkdtemp(dir=ctx.lifecycle.store.sandbox_dir(record.id), prefix=".upload-")
@@ -258,9 +167,9 @@ async def _receive_upload(
 
 async def bulk_download(request: web.Request) -> web.StreamResponse:
     """``POST /files/bulk-download``: a multipart answer, one ``file`` or ``error`` part a path."""
-    record = _started(request)
+    record = started(request)
     body = await parse_body(request, DownloadBody)
-    paths = _ctx(request).paths(record)
+    paths = ctx_of(request).paths(record)
     writer = MultipartWriter("form-data")
     for path in body.paths:
         disposition = "form-data; name={}; filename*=utf-8''" + urllib.parse.quote(path, safe="")
@@ -297,12 +206,8 @@ async def bulk_download(request: web.Request) -> web.StreamResponse:
     return web.Response(body=writer)
 
 
-def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
-    """Register the toolbox routes under `prefix` (``/api``)."""
-    base = f"{prefix}{PREFIX}"
-    router.add_get(f"{base}/work-dir", work_dir)
-    router.add_get(f"{base}/user-home-dir", work_dir)
-    router.add_post(f"{base}/process/execute", execute)
+def add_routes(router: web.UrlDispatcher, base: str) -> None:
+    """Register this module's routes under `base` (``/api/toolbox/{sandboxId}``)."""
     router.add_post(f"{base}/files/folder", create_folder)
     router.add_delete(f"{base}/files", delete_file)
     router.add_get(f"{base}/files", list_files)

@@ -1,0 +1,90 @@
+"""The agent's entry point: answer framed requests on an inherited socket until it closes.
+
+Started by the server as ``python -I -S -c <boot> <fd>``; each request runs in its own thread.
+When the socket closes (the sandbox stops, or the server is gone) every process the sandbox
+started is killed and the agent exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import signal
+import socket
+import sys
+import threading
+import traceback
+from typing import Any
+
+from . import procs, wire
+from .ops import OPS, OpError, Request, Result
+
+#: Modules whose operations the agent serves (each registers with `ops.op`).
+OPERATION_MODULES = ("process",)
+
+
+class Agent:
+    """One connection to the server and the calls in flight on it."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._send_lock = threading.Lock()
+
+    def send(self, header: dict[str, Any], payload: bytes = b"") -> None:
+        """Send one frame; a closed socket means the server is gone (the read loop ends)."""
+        frame = wire.encode(header, payload)
+        with self._send_lock, contextlib.suppress(OSError):
+            self.sock.sendall(frame)
+
+    def handle(self, header: dict[str, Any], payload: bytes) -> None:
+        """Run one request and send its answer."""
+        call_id = header.get("id")
+
+        def partial(data: dict[str, Any], blob: bytes = b"") -> None:
+            self.send({"id": call_id, "ok": True, "more": True, "data": data}, blob)
+
+        try:
+            operation = OPS.get(str(header.get("op")))
+            if operation is None:
+                raise OpError(404, f"unknown agent operation {header.get('op')!r}", "NOT_FOUND")
+            result: Result = operation(Request(header.get("params") or {}, payload, partial))
+            data, blob = result if isinstance(result, tuple) else (result, b"")
+            self.send({"id": call_id, "ok": True, "data": data}, blob)
+        except OpError as exc:
+            self.send({"id": call_id, "ok": False, "error": exc.as_dict()})
+        except Exception as exc:  # answer, never kill the agent
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self.send({"id": call_id, "ok": False, "error": OpError(500, detail).as_dict()})
+
+    def serve(self) -> None:
+        """Read requests until the socket closes."""
+        while True:
+            try:
+                frame = wire.recv_frame(self.sock)
+            except (OSError, ValueError):
+                frame = None
+            if frame is None:
+                return
+            header, payload = frame
+            threading.Thread(target=self.handle, args=(header, payload), daemon=True).start()
+
+
+def _reap_forever() -> None:
+    while True:
+        threading.Event().wait(1.0)
+        procs.reap_orphans()
+
+
+def main(fd: int) -> None:
+    """Serve on inherited socket `fd`, then end every process of the sandbox."""
+    procs.become_reaper()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in OPERATION_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+    threading.Thread(target=_reap_forever, daemon=True).start()
+    sock = socket.socket(fileno=fd)
+    try:
+        Agent(sock).serve()
+    finally:
+        procs.kill_everything()

@@ -1,0 +1,102 @@
+"""Processes the agent starts: its own, tracked, and the orphans it adopts as a subreaper."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import threading
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+_lock = threading.Lock()
+_tracked: set[int] = set()
+
+
+def prctl(option: int, value: int) -> bool:
+    """prctl(2) through libc; False where it is unavailable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def become_reaper() -> None:
+    """Adopt orphaned descendants (so stop can find them) and die with the server."""
+    prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def popen(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """`subprocess.Popen` in its own process group, tracked so the orphan reaper leaves it be."""
+    with _lock:
+        proc = subprocess.Popen(argv, process_group=0, **kwargs)
+        _tracked.add(proc.pid)
+    return proc
+
+
+def forget(proc: subprocess.Popen[bytes]) -> None:
+    """Stop tracking a process that was waited for."""
+    with _lock:
+        _tracked.discard(proc.pid)
+
+
+def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a process group, ignoring one that is gone."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _parents() -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below `root`."""
+    parents = _parents()
+    found: list[int] = []
+    frontier = {root}
+    while frontier:
+        children = [pid for pid, ppid in parents.items() if ppid in frontier]
+        found += children
+        frontier = set(children)
+    return found
+
+
+def reap_orphans() -> None:
+    """Wait for adopted orphans that exited (tracked children are waited for by their owner)."""
+    me = os.getpid()
+    with _lock:
+        for pid, ppid in _parents().items():
+            if ppid == me and pid not in _tracked:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+
+
+def kill_everything() -> None:
+    """SIGKILL every descendant, repeatedly, until none is left (bounded)."""
+    me = os.getpid()
+    for _ in range(20):
+        pids = descendants(me)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        reap_orphans()

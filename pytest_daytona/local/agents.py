@@ -1,0 +1,230 @@
+"""The server's side of each started sandbox's agent: launch, calls over one socket, stop.
+
+A sandbox's agent starts when the sandbox reaches ``started`` and ends when it leaves it;
+ending it ends every process the sandbox started (its PID namespace under bubblewrap, the
+agent's descendants otherwise).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .agent import wire
+from .agent.procs import PR_SET_PDEATHSIG, prctl
+from .errors import ApiError, daemon_error
+from .runner import Runner
+
+log = logging.getLogger(__name__)
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); "
+    "from pytest_daytona.local.agent.main import main; main(int(sys.argv[2]))"
+)
+#: Seconds an agent may take to answer its first call before the sandbox counts as broken.
+START_TIMEOUT = 30.0
+
+
+def _die_with_server() -> None:
+    # bubblewrap's --die-with-parent covers what runs inside; this covers bwrap itself (and a
+    # plain agent) when the server dies without stopping its sandboxes.
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class AgentGone(ApiError):
+    """The sandbox's agent ended while a call was in flight (the sandbox stopped)."""
+
+    def __init__(self, sandbox_id: str) -> None:
+        super().__init__(502, f"sandbox {sandbox_id}: its toolbox agent is gone", code="AGENT_GONE")
+
+
+@dataclass
+class Reply:
+    """One answer frame: its data and payload."""
+
+    data: dict[str, Any]
+    payload: bytes = b""
+
+
+class Agent:
+    """One running agent: its process and the calls in flight on its socket."""
+
+    def __init__(self, sandbox_id: str, proc: subprocess.Popen[bytes], sock: socket.socket):
+        self.sandbox_id = sandbox_id
+        self.proc = proc
+        self._sock = sock
+        self._ids = itertools.count(1)
+        self._calls: dict[int, asyncio.Queue[tuple[dict[str, Any], bytes] | None]] = {}
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        """Attach the socket to the running loop and start reading answers."""
+        reader, self._writer = await asyncio.open_unix_connection(sock=self._sock, limit=1 << 22)
+        self._reader_task = asyncio.ensure_future(self._read(reader))
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while (frame := await wire.read_frame(reader)) is not None:
+                header, payload = frame
+                queue = self._calls.get(int(header.get("id", 0)))
+                if queue is not None:
+                    queue.put_nowait((header, payload))
+        except (OSError, ValueError) as exc:
+            log.debug("agent of %s: read ended: %s", self.sandbox_id, exc)
+        finally:
+            for queue in self._calls.values():
+                queue.put_nowait(None)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the agent's connection is still open."""
+        return self._reader_task is not None and not self._reader_task.done()
+
+    async def stream(
+        self, op: str, params: dict[str, Any], payload: bytes = b""
+    ) -> AsyncIterator[Reply]:
+        """Every answer frame of one call; an error answer raises ApiError in the daemon's shape."""
+        if self._writer is None or not self.alive:
+            raise AgentGone(self.sandbox_id)
+        call_id = next(self._ids)
+        queue: asyncio.Queue[tuple[dict[str, Any], bytes] | None] = asyncio.Queue()
+        self._calls[call_id] = queue
+        try:
+            self._writer.write(wire.encode({"id": call_id, "op": op, "params": params}, payload))
+            await self._writer.drain()
+            while True:
+                item = await queue.get()
+                if item is None:
+                    raise AgentGone(self.sandbox_id)
+                header, blob = item
+                if not header.get("ok"):
+                    error = header.get("error") or {}
+                    raise daemon_error(
+                        int(error.get("status", 500)),
+                        str(error.get("message", "agent error")),
+                        str(error.get("code") or "INTERNAL_ERROR"),
+                    )
+                yield Reply(header.get("data") or {}, blob)
+                if not header.get("more"):
+                    return
+        except (ConnectionError, OSError):
+            raise AgentGone(self.sandbox_id) from None
+        finally:
+            self._calls.pop(call_id, None)
+
+    async def call(self, op: str, params: dict[str, Any], payload: bytes = b"") -> Reply:
+        """The final answer of one call (partial answers are dropped)."""
+        last = Reply({})
+        async for reply in self.stream(op, params, payload):
+            last = reply
+        return last
+
+    async def close(self) -> None:
+        """End the agent and every process of the sandbox."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # bubblewrap's own process: its death takes the whole PID namespace with it.
+            # Plain agents get SIGTERM first, to kill their descendants themselves.
+            self.proc.send_signal(signal.SIGKILL if self._isolated else signal.SIGTERM)
+        if self._writer is not None:
+            self._writer.close()
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(self.proc.wait)
+        if self._reader_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+
+    _isolated = False
+
+
+class Agents:
+    """The agents of all started sandboxes of one server."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self._agents: dict[str, Agent] = {}
+        self._starting: dict[str, asyncio.Future[Agent]] = {}
+
+    @property
+    def isolated(self) -> bool:
+        """Whether sandboxes run under bubblewrap."""
+        return self.runner.isolated
+
+    async def get(
+        self, sandbox_id: str, home: Path, tmp: Path, mounts: list[tuple[Path, str]]
+    ) -> Agent:
+        """The sandbox's agent, started if it is not running."""
+        agent = self._agents.get(sandbox_id)
+        if agent is not None and agent.alive:
+            return agent
+        pending = self._starting.get(sandbox_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._start(sandbox_id, home, tmp, mounts))
+            self._starting[sandbox_id] = pending
+            pending.add_done_callback(lambda _: self._starting.pop(sandbox_id, None))
+        return await asyncio.shield(pending)
+
+    async def _start(
+        self, sandbox_id: str, home: Path, tmp: Path, mounts: list[tuple[Path, str]]
+    ) -> Agent:
+        ours, theirs = socket.socketpair()
+        argv = self.runner.launch_argv(
+            [sys.executable, "-I", "-S", "-c", _BOOT, _PACKAGE_ROOT, str(theirs.fileno())],
+            home=home,
+            tmp=tmp,
+            mounts=mounts,
+            keep=(_PACKAGE_ROOT,),
+        )
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+                cwd=None if self.runner.isolated else home,
+                env=None if self.runner.isolated else self.runner.environment(home, tmp),
+                start_new_session=True,
+                preexec_fn=_die_with_server,
+            )
+        except OSError as exc:
+            ours.close()
+            raise ApiError(500, f"sandbox {sandbox_id}: agent did not start: {exc}") from None
+        finally:
+            theirs.close()
+        agent = Agent(sandbox_id, proc, ours)
+        agent._isolated = self.runner.isolated
+        await agent.connect()
+        old = self._agents.pop(sandbox_id, None)
+        if old is not None:
+            await old.close()
+        self._agents[sandbox_id] = agent
+        return agent
+
+    async def stop(self, sandbox_id: str) -> None:
+        """End the sandbox's agent and all its processes (no-op when none runs)."""
+        pending = self._starting.get(sandbox_id)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await pending
+        agent = self._agents.pop(sandbox_id, None)
+        if agent is not None:
+            await agent.close()
+
+    async def close(self) -> None:
+        """End every agent."""
+        await asyncio.gather(*(self.stop(sid) for sid in list(self._agents)))

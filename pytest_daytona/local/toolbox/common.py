@@ -1,0 +1,58 @@
+"""What the toolbox handlers share: the sandbox a call is for, its agent, paths and queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from ..agents import Agent
+from ..context import LOCAL, LocalContext
+from ..errors import ApiError, daemon_error
+from ..records import SandboxRecord, State
+from ..sandboxfs import PathEscapeError, SandboxPaths
+
+
+def ctx_of(request: web.Request) -> LocalContext:
+    """The server's shared state."""
+    return request.app[LOCAL]
+
+
+def started(request: web.Request) -> SandboxRecord:
+    """The sandbox the toolbox call is for; it must be running, as on Daytona."""
+    record = ctx_of(request).lifecycle.lookup(request.match_info["sandboxId"])
+    if record.state is not State.STARTED:
+        raise ApiError(409, f"Sandbox {record.id} is not started (state: {record.state.value})")
+    record.touch()
+    return record
+
+
+async def agent_of(request: web.Request) -> tuple[SandboxRecord, Agent]:
+    """The started sandbox of the call and its agent."""
+    record = started(request)
+    return record, await ctx_of(request).agent(record)
+
+
+async def agent_call(request: web.Request, op: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run agent operation `op` for the call's sandbox, with the sandbox's env; its answer data."""
+    record, agent = await agent_of(request)
+    reply = await agent.call(op, {"base_env": record.env, **params})
+    record.touch()
+    return reply.data
+
+
+def host_path(paths: SandboxPaths, path: str) -> Path:
+    """The host path behind in-sandbox `path`, or the daemon's 400."""
+    try:
+        return paths.host(path)
+    except PathEscapeError as exc:
+        raise daemon_error(400, str(exc), "INVALID_FILE_PATH") from None
+
+
+def query_path(request: web.Request) -> str:
+    """The required ``path`` query parameter."""
+    path = request.query.get("path")
+    if path is None:
+        raise daemon_error(400, "query parameter 'path' is required", "INVALID_FILE_PATH")
+    return path
