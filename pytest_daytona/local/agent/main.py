@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import socket
 import sys
@@ -19,8 +20,15 @@ from typing import Any
 from . import procs, wire
 from .ops import OPS, OpError, Request, Result
 
-#: Modules whose operations the agent serves (each registers with `ops.op`).
-OPERATION_MODULES = ("process",)
+#: Modules of this package that hold no operations; every other module registers some.
+_INFRASTRUCTURE = frozenset({"__init__", "main", "ops", "procs", "wire"})
+
+
+def operation_modules() -> list[str]:
+    """Names of the modules whose operations the agent serves."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    names = (name[:-3] for name in os.listdir(here) if name.endswith(".py"))
+    return sorted(name for name in names if name not in _INFRASTRUCTURE)
 
 
 class Agent:
@@ -80,7 +88,7 @@ def main(fd: int) -> None:
     procs.become_reaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in OPERATION_MODULES:
+    for name in operation_modules():
         importlib.import_module(f"{__package__}.{name}")
     threading.Thread(target=_reap_forever, daemon=True).start()
     sock = socket.socket(fileno=fd)
