@@ -1,10 +1,9 @@
 """Preview links through the real SDK: tokens, public sandboxes, signed URLs, the proxy itself.
 
-Listeners run on the host from the test (`preview_upstream`), on a port bound to 0: sandboxes
-share the host's network, and a background process started with `process.exec` does not
-outlive the exec under bubblewrap yet. One test serves from inside the sandbox in the
-foreground of an exec instead.
-"""
+Most tests run their listener on the host from the test (`preview_upstream`), on a port bound
+to 0: sandboxes share the host's network, and a host listener can hold a stream open or echo a
+websocket on cue. Two serve from inside the sandbox: one in the foreground of an exec, one in
+the background (`&`), which outlives its exec since the per-sandbox agent."""
 
 from __future__ import annotations
 
@@ -283,3 +282,25 @@ def test_link_reaches_a_server_inside_the_sandbox(iso_sandbox: Sandbox) -> None:
         assert response.status_code == 200, response.text
         assert response.text == iso_sandbox.get_work_dir()
         assert served.result(timeout=30).exit_code == 0
+
+
+def test_link_reaches_a_background_server_started_with_exec(iso_sandbox: Sandbox) -> None:
+    """`python3 -m http.server ... &` outlives its exec, and the sandbox's stop ends it."""
+    port = _free_port()
+    iso_sandbox.fs.upload_file(b"served from the sandbox", "hello.txt")
+    started = iso_sandbox.process.exec(
+        f"python3 -m http.server {port} --bind 127.0.0.1 > server.log 2>&1 &"
+    )
+    assert started.exit_code == 0
+    link = iso_sandbox.get_preview_link(port)
+    url, auth = f"{link.url}/hello.txt", {TOKEN_HEADER: link.token}
+    deadline = time.monotonic() + 30
+    response = httpx.get(url, headers=auth)
+    while response.status_code == 502 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        response = httpx.get(url, headers=auth)
+    assert (response.status_code, response.text) == (200, "served from the sandbox")
+    iso_sandbox.stop()
+    assert httpx.get(url, headers=auth).status_code == 400
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/hello.txt")  # the server died with the sandbox
