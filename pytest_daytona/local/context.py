@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from .agents import Agent, Agents
 from .control import Control
+from .entrypoint import ensure_entrypoint
 from .errors import ApiError
 from .late import LateCompletions
 from .lifecycle import Lifecycle
@@ -66,9 +67,13 @@ class LocalContext:
         if state == "started":
             record = self.lifecycle.store.get(sandbox_id)
             if record is not None:
-                self._background(self.agent(record))
+                self._background(self._boot(record))
         else:
             self._background(self.agents.stop(sandbox_id))
+
+    async def _boot(self, record: SandboxRecord) -> None:
+        """Start the sandbox's agent and, in it, the sandbox's entrypoint session."""
+        await ensure_entrypoint(await self.agent(record), record, self.lifecycle.snapshots)
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.ensure_future(work)
