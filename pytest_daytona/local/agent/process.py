@@ -49,16 +49,10 @@ def exit_code(returncode: int) -> int:
     return returncode if returncode >= 0 else -1
 
 
-@op("exec")
-def execute(req: Request) -> dict[str, object]:
-    """Run ``command`` with the shell reading it from stdin, in ``cwd``, with ``env``; output
-    is stdout and stderr combined. A ``timeout`` (seconds, > 0) kills the process group and
-    answers 408; there is no default timeout."""
-    command = str(req.params.get("command") or "")
-    if not command.strip():
-        raise OpError(400, "command cannot be empty or whitespace-only", "BAD_REQUEST")
-    check_env_keys(req.params.get("env"))
-    cwd = str(req.params.get("cwd") or HOME)
+def run_piped(script: str, cwd: str, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run `script` with the sandbox's shell reading it from stdin: (exit code, stdout and
+    stderr combined). A `timeout` (seconds, > 0) kills the process group and raises the
+    daemon's 408; a process that cannot start answers -1 and the reason."""
     try:
         proc = procs.popen(
             [shell()],
@@ -66,11 +60,10 @@ def execute(req: Request) -> dict[str, object]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=cwd,
-            env=req.env(),
+            env=env,
         )
     except OSError as exc:
-        return {"exitCode": -1, "result": start_error(exc, cwd)}
-    timeout = req.params.get("timeout") or 0
+        return -1, start_error(exc, cwd)
     fired = threading.Event()
     timer = None
     if timeout > 0:
@@ -83,11 +76,25 @@ def execute(req: Request) -> dict[str, object]:
         timer.daemon = True
         timer.start()
     try:
-        output, _ = proc.communicate(command.encode())
+        output, _ = proc.communicate(script.encode())
     finally:
         if timer is not None:
             timer.cancel()
         procs.forget(proc)
     if fired.is_set():
         raise OpError(408, "command execution timeout", "PROCESS_EXECUTION_TIMEOUT")
-    return {"exitCode": exit_code(proc.returncode), "result": output.decode(errors="replace")}
+    return exit_code(proc.returncode), output.decode(errors="replace")
+
+
+@op("exec")
+def execute(req: Request) -> dict[str, object]:
+    """Run ``command`` with the shell reading it from stdin, in ``cwd``, with ``env``; output
+    is stdout and stderr combined. A ``timeout`` (seconds, > 0) kills the process group and
+    answers 408; there is no default timeout."""
+    command = str(req.params.get("command") or "")
+    if not command.strip():
+        raise OpError(400, "command cannot be empty or whitespace-only", "BAD_REQUEST")
+    check_env_keys(req.params.get("env"))
+    cwd = str(req.params.get("cwd") or HOME)
+    code, output = run_piped(command, cwd, req.env(), req.params.get("timeout") or 0)
+    return {"exitCode": code, "result": output}

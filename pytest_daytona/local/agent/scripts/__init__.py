@@ -1,0 +1,1 @@
+"""Scripts the agent runs as programs inside the sandbox (never imported by the agent)."""
