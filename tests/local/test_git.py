@@ -124,9 +124,9 @@ def test_status_names_each_file_state(iso_sandbox: Sandbox, origin: Origin) -> N
     git.add("work", ["."])
     git.commit("work", "snapshot", "A", "a@example.com")
     sh(iso_sandbox, "git mv s.txt t.txt && git rm -q a.txt", cwd="work")
-    states = {f.name: (f.staging, f.worktree) for f in git.status("work").file_status}
+    moved = {f.name: (f.staging, f.worktree) for f in git.status("work").file_status}
     # go-git detects no renames: an add and a delete
-    assert states == {
+    assert moved == {
         "a.txt": ("Deleted", "Unmodified"),
         "s.txt": ("Deleted", "Unmodified"),
         "t.txt": ("Added", "Unmodified"),
