@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from ..agents import Agent
+from ..agents import Agent, Reply
 from ..context import LOCAL, LocalContext
 from ..errors import ApiError, daemon_error
 from ..records import SandboxRecord, State
-from ..sandboxfs import PathEscapeError, SandboxPaths
 
 
 def ctx_of(request: web.Request) -> LocalContext:
@@ -42,12 +40,16 @@ async def agent_call(request: web.Request, op: str, params: dict[str, Any]) -> d
     return reply.data
 
 
-def host_path(paths: SandboxPaths, path: str) -> Path:
-    """The host path behind in-sandbox `path`, or the daemon's 400."""
-    try:
-        return paths.host(path)
-    except PathEscapeError as exc:
-        raise daemon_error(400, str(exc), "INVALID_FILE_PATH") from None
+async def files_call(
+    request: web.Request, op: str, params: dict[str, Any], payload: bytes = b""
+) -> Reply:
+    """Run file operation `op` in the call's sandbox. Without bubblewrap the agent runs on
+    the host, so it is told to keep paths inside the sandbox's home and tmp (``confine``)."""
+    record, agent = await agent_of(request)
+    confine = ctx_of(request).paths(record).confine()
+    reply = await agent.call(op, {**params, "confine": confine}, payload)
+    record.touch()
+    return reply
 
 
 def query_path(request: web.Request) -> str:
