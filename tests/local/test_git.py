@@ -13,6 +13,7 @@ import pytest
 from daytona import (
     DaytonaBadRequestError,
     DaytonaConflictError,
+    DaytonaForbiddenError,
     DaytonaInternalServerError,
     DaytonaNotFoundError,
     Sandbox,
@@ -272,6 +273,13 @@ def test_config_and_user(iso_sandbox: Sandbox, origin: Origin) -> None:
         git.set_config("nodot", "x")
     with pytest.raises(DaytonaInternalServerError, match="unsupported config scope"):
         git.set_config("user.name", "x", scope="worktree")
+    # system scope: read-only /etc under bubblewrap; without it the host's file is refused
+    isolated = iso_sandbox.get_user_home_dir() == "/home/daytona"
+    with pytest.raises(DaytonaInternalServerError if isolated else DaytonaForbiddenError):
+        git.set_config("pytest-daytona.probe", "x", scope="system")
+    assert git.get_config("pytest-daytona.probe", scope="system") is None
+    with pytest.raises(DaytonaBadRequestError, match="path is required"):
+        git.status("")
 
 
 def test_reset_and_restore(iso_sandbox: Sandbox, origin: Origin) -> None:

@@ -19,7 +19,7 @@ from .ops import HOME, OpError, Request, op
 _KEY = re.compile(r"[^.]+(\.[^\n]+)?\.[^.]+")
 
 
-def _config_file(req: Request, scope: str, path: object) -> str:
+def _config_file(req: Request, scope: str, path: object, *, writing: bool = False) -> str:
     env = req.env()
     scope = scope or "global"
     if scope == "local":
@@ -38,7 +38,7 @@ def _config_file(req: Request, scope: str, path: object) -> str:
             return xdg_file
         return home_file
     if scope == "system":
-        if not req.params.get("isolated"):
+        if writing and not req.params.get("isolated"):
             raise OpError(
                 403,
                 "forbidden: without bubblewrap the system git config is the host's",
@@ -58,7 +58,7 @@ def _check_key(key: str) -> None:
 def set_value(req: Request, key: str, value: str, scope: str, path: object) -> None:
     """Set `key` (every value of it) in the scope's file, creating the file."""
     _check_key(key)
-    target = _config_file(req, scope, path)
+    target = _config_file(req, scope, path, writing=True)
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
     except OSError as exc:
