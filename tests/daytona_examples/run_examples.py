@@ -28,7 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from pytest_daytona.local.runner import IsolationMode
 
 # Patterns (fnmatch, on the path relative to examples/python; `*` also crosses `/`) of the
 # examples that cannot run here, each with the reason. Read every example before adding one.
@@ -305,7 +308,9 @@ def export_from_git(gitdir: str, commit: str, dest: Path) -> Path:
 
 
 @contextmanager
-def server_endpoint(api_url: str | None, api_key: str | None) -> Iterator[tuple[str, str]]:
+def server_endpoint(
+    api_url: str | None, api_key: str | None, isolation: IsolationMode = "auto"
+) -> Iterator[tuple[str, str]]:
     """The given server, or a fresh in-process local server for the duration."""
     if api_url:
         if not api_key:
@@ -314,7 +319,7 @@ def server_endpoint(api_url: str | None, api_key: str | None) -> Iterator[tuple[
         return
     from pytest_daytona.local import LocalServer
 
-    with LocalServer() as server:
+    with LocalServer(isolation=isolation) as server:
         yield server.api_url, server.token
 
 
@@ -341,6 +346,12 @@ def _parser() -> argparse.ArgumentParser:
         help="log every HTTP request of the SDK's sync clients and its status into the output",
     )
     parser.add_argument("--log-dir", type=Path, help="write each example's full output here")
+    parser.add_argument(
+        "--isolation",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="how the in-process server runs sandbox commands (default: bwrap when usable)",
+    )
     parser.add_argument("--api-url", help="use this running server instead of starting one")
     parser.add_argument("--api-key", default=None, help="its API key (with --api-url)")
     return parser
@@ -364,7 +375,7 @@ def main(
         if not examples_dir.is_dir():
             _parser().error(f"not a directory: {examples_dir}")
         api_key_given = args.api_key or os.environ.get("DAYTONA_API_KEY")
-        with server_endpoint(args.api_url, api_key_given) as (api_url, api_key):
+        with server_endpoint(args.api_url, api_key_given, args.isolation) as (api_url, api_key):
             print(f"examples: {examples_dir}\nserver: {api_url}", file=sys.stderr, flush=True)
             results = run_all(
                 examples_dir,

@@ -115,7 +115,7 @@ def test_from_git_exports_examples_python(tmp_path: Path) -> None:
 def test_runs_as_a_script(examples: Path) -> None:
     script = Path(run_examples.__file__)
     proc = subprocess.run(
-        [sys.executable, str(script), str(examples), "-k", "good"],
+        [sys.executable, str(script), str(examples), "-k", "good", "--isolation", "none"],
         capture_output=True,
         text=True,
         timeout=300,
