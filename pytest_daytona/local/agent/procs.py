@@ -100,3 +100,9 @@ def kill_everything() -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         reap_orphans()
+
+
+def track(proc: subprocess.Popen[bytes]) -> None:
+    """Track a process started without `popen` (e.g. a session leader on a terminal)."""
+    with _lock:
+        _tracked.add(proc.pid)
