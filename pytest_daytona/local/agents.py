@@ -184,13 +184,18 @@ class Agents:
         self, sandbox_id: str, home: Path, tmp: Path, mounts: list[tuple[Path, str]]
     ) -> Agent:
         ours, theirs = socket.socketpair()
-        argv = self.runner.launch_argv(
-            [sys.executable, "-I", "-S", "-c", _BOOT, _PACKAGE_ROOT, str(theirs.fileno())],
-            home=home,
-            tmp=tmp,
-            mounts=mounts,
-            keep=(_PACKAGE_ROOT,),
-        )
+        try:
+            argv = self.runner.launch_argv(
+                [sys.executable, "-I", "-S", "-c", _BOOT, _PACKAGE_ROOT, str(theirs.fileno())],
+                home=home,
+                tmp=tmp,
+                mounts=mounts,
+                keep=(_PACKAGE_ROOT,),
+            )
+        except ValueError as exc:
+            ours.close()
+            theirs.close()
+            raise ApiError(400, f"sandbox {sandbox_id}: {exc}") from None
         try:
             proc = subprocess.Popen(
                 argv,

@@ -11,7 +11,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from . import preview, rest, rest_sandbox_ops, rest_snapshots, toolbox
+from . import preview, rest, rest_metrics, rest_sandbox_ops, rest_snapshots, toolbox
 from .context import LOCAL, LocalContext, parse_body, read_ahead
 from .control import ErrorStateRule, FaultRule, LatencyRule
 from .errors import ApiError, error_response
@@ -154,6 +154,7 @@ def build_app(ctx: LocalContext) -> tuple[web.Application, socketio.AsyncServer]
     rest.add_routes(app.router, API)
     rest_sandbox_ops.add_routes(app.router, API)
     rest_snapshots.add_routes(app.router, API)
+    rest_metrics.add_routes(app, API)
     toolbox.add_routes(app.router, API)
     preview.setup(app, API)
     app.router.add_get(f"{LOCAL_PREFIX}/stats", get_stats)

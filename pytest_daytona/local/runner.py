@@ -122,7 +122,8 @@ class Runner:
         if self.bwrap is None:
             return argv
         wrapped = [self.bwrap, "--unshare-user", "--uid", "1000", "--gid", "1000"]
-        wrapped += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        wrapped += _root_view(mounts or ())
+        wrapped += ["--dev", "/dev", "--proc", "/proc"]
         for hidden in self._hidden:
             wrapped += ["--tmpfs", str(hidden)]
         wrapped += ["--tmpfs", "/home"]
@@ -139,6 +140,38 @@ class Runner:
         for key, value in self.environment(home, tmp).items():
             wrapped += ["--setenv", key, value]
         return [*wrapped, "--chdir", SANDBOX_HOME, "--", *argv]
+
+
+#: Host top-level directories a volume may be mounted inside: they are replaced by an empty
+#: directory in the sandbox (elsewhere the host's read-only file system has no room for it).
+_SHADOWED = frozenset({"/mnt", "/media", "/srv"})
+
+
+def _root_view(mounts: list[tuple[Path, str]] | tuple[()]) -> list[str]:
+    """A writable-in-memory root with each host top-level entry bound read-only onto it, so a
+    volume can be mounted at a new top-level path such as ``/data``."""
+    shadow = {"/" + target.split("/")[1] for _, target in mounts} & _SHADOWED
+    view = ["--tmpfs", "/"]
+    for entry in sorted(os.listdir("/")):
+        path = "/" + entry
+        if entry in ("proc", "dev", "home", "tmp"):
+            continue
+        if path in shadow:
+            view += ["--dir", path]
+        elif os.path.islink(path):
+            view += ["--symlink", os.readlink(path), path]
+        else:
+            view += ["--ro-bind", path, path]
+    for _, target in mounts:
+        top = "/" + target.split("/")[1]
+        writable = top in shadow or top in ("/home", "/tmp") or not os.path.exists(top)
+        if not writable and not os.path.exists(target):
+            raise ValueError(
+                f"volume mount path {target}: {top} is the host's read-only {top}; mount "
+                f"under /home/daytona, /tmp, {', '.join(sorted(_SHADOWED))} or a new "
+                "top-level directory"
+            )
+    return view
 
 
 def _under_home(keep: tuple[str, ...]) -> list[str]:
