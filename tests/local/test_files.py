@@ -7,6 +7,7 @@ calls stay inside the sandbox's home and tmp.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -17,7 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 from daytona import (
+    AsyncDaytona,
     DaytonaBadRequestError,
+    DaytonaConfig,
     DaytonaConflictError,
     DaytonaError,
     DaytonaFileAccessDeniedError,
@@ -379,3 +382,19 @@ def test_without_isolation_every_call_stays_in_home_and_tmp(
     assert not result.success and result.error and "outside the sandbox" in result.error
     assert outside.read_text() == "host" and oct(outside.stat().st_mode)[-3:] != "777"
     assert fs.download_file("mine.txt") == b"mine"
+
+
+def test_async_sdk_transfers(server: LocalServer, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with AsyncDaytona(DaytonaConfig(api_key=server.token, api_url=server.api_url)) as d:
+            sandbox = await d.create()
+            await sandbox.fs.upload_files([FileUpload(b"async", "a/x.txt")])
+            assert await sandbox.fs.download_file("a/x.txt") == b"async"
+            chunks = [c async for c in await sandbox.fs.download_file_stream("a/x.txt")]
+            assert b"".join(chunks) == b"async"
+            await sandbox.fs.download_file("a/x.txt", str(tmp_path / "x.txt"))
+            assert (tmp_path / "x.txt").read_bytes() == b"async"
+            assert [f.name for f in await sandbox.fs.list_files("a")] == ["x.txt"]
+            await d.delete(sandbox)
+
+    asyncio.run(scenario())
