@@ -70,7 +70,8 @@ def _bool(query: MultiMapping[str], name: str) -> bool | None:
     return raw.lower() == "true"
 
 
-def _time(query: MultiMapping[str], name: str) -> float | None:
+def query_time(query: MultiMapping[str], name: str) -> float | None:
+    """Query parameter `name` as an ISO 8601 instant (POSIX seconds), None when absent."""
     raw = query.get(name)
     if not raw:
         return None
@@ -106,18 +107,18 @@ def matcher(query: MultiMapping[str], minute: float) -> Callable[[SandboxRecord]
     times: list[tuple[Callable[[SandboxRecord], float | None], float | None, float | None]] = [
         (
             lambda r: _ts(r.created_at),
-            _time(query, "createdAtAfter"),
-            _time(query, "createdAtBefore"),
+            query_time(query, "createdAtAfter"),
+            query_time(query, "createdAtBefore"),
         ),
         (
             lambda r: r.last_activity_ts,
-            _time(query, "lastEventAfter"),
-            _time(query, "lastEventBefore"),
+            query_time(query, "lastEventAfter"),
+            query_time(query, "lastEventBefore"),
         ),
         (
             lambda r: r.destroy_at(minute),
-            _time(query, "autoDestroyAtAfter"),
-            _time(query, "autoDestroyAtBefore"),
+            query_time(query, "autoDestroyAtAfter"),
+            query_time(query, "autoDestroyAtBefore"),
         ),
     ]
 

@@ -12,8 +12,8 @@ from typing import Any
 from aiohttp import web
 
 from .context import LOCAL
-from .errors import ApiError
 from .records import State
+from .rest_list import query_time
 from .toolbox.system import resources
 
 #: `SandboxMetrics` field of each metric name the SDK asks for (SDK 0.226.1 common/sandbox.py).
@@ -53,16 +53,6 @@ async def get_config(request: web.Request) -> web.Response:
     )
 
 
-def _instant(text: str | None, default: datetime) -> datetime:
-    if not text:
-        return default
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, f"invalid date: {text!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
 async def get_metrics(request: web.Request) -> web.Response:
     """``GET /sandbox/{sandboxId}/telemetry/metrics?from=&to=&metricNames=``."""
     ctx = request.app[LOCAL]
@@ -73,13 +63,10 @@ async def get_metrics(request: web.Request) -> web.Response:
         reading = (await agent.call("system.metrics", resources(record))).data
         readings.append({**reading, "at": datetime.now(timezone.utc).timestamp()})
         del readings[:-MAX_READINGS]
-    now = datetime.now(timezone.utc)
-    start = _instant(request.query.get("from"), datetime.min.replace(tzinfo=timezone.utc))
-    end = _instant(request.query.get("to"), now)
+    start = query_time(request.query, "from") or 0.0
+    end = query_time(request.query, "to") or datetime.now(timezone.utc).timestamp()
     names = request.query.getall("metricNames", []) or list(_METRICS)
-    chosen = [
-        r for r in readings if start.timestamp() - 1 <= r["timestampUnix"] <= end.timestamp() + 1
-    ]
+    chosen = [r for r in readings if start - 1 <= r["at"] <= end + 1]
     series = [
         {
             "metricName": name,
