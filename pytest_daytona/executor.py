@@ -36,6 +36,8 @@ KILL_GRACE = 1
 BACKSTOP_MARGIN = 2
 #: Follows the delimiter on its line when the command was killed at its deadline.
 TIMED_OUT_TOKEN = " timed-out"
+#: Ends the delimiter line, followed by the start directory, when `make_dir` was made.
+WORKDIR_TOKEN = " workdir="
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DELIMITER = re.compile(r"[A-Za-z0-9_-]{16,128}")
@@ -96,6 +98,7 @@ def build_script(
     delimiter: str,
     remove_stdin: bool = False,
     timeout: float | None = None,
+    make_dir: str | None = None,
 ) -> str:
     """A POSIX sh script running `command` as the driver's login shell would.
 
@@ -111,6 +114,11 @@ def build_script(
     With `timeout` (seconds, fractions honoured) the script kills the command and everything
     it started at the deadline (see `_DEADLINE`), keeps what it printed, adds a note to stderr
     and ``TIMED_OUT_TOKEN`` to the delimiter line.
+
+    A relative `cwd` or `make_dir` is relative to the directory the script starts in. With
+    `make_dir` the script first creates that directory (``mkdir -p``, mode 755) and, when that
+    worked, ends the delimiter line with ``WORKDIR_TOKEN`` and the start directory (see
+    `reported_workdir`), so that one call both makes a workspace and learns where it is.
     """
     if not _DELIMITER.fullmatch(delimiter):
         raise ValueError("delimiter must be 16-128 characters of [A-Za-z0-9_-]")
@@ -123,7 +131,7 @@ def build_script(
     stdin = shell_quote(stdin_path) if stdin_path is not None else "/dev/null"
     removed = f" {stdin}" if remove_stdin and stdin_path is not None else ""
     if cwd is not None:
-        cd = f"CDPATH= cd -- {shell_quote(cwd)} || exit"
+        cd = f"CDPATH= cd -- {_from_start(cwd)} || exit"
     else:  # back to where we started, in case a profile changed directory
         cd = 'CDPATH= cd -- "$__pd_pwd" 2>/dev/null'
     quiet = "</dev/null >/dev/null 2>&1"
@@ -174,14 +182,33 @@ def build_script(
         f"__pd_cleanup() {{ rm -f {_TEMP_FILES}{removed}; }}",
         "trap __pd_cleanup EXIT",
         "trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM",
+        "__pd_where=",
+        *_make_dir_lines(make_dir),
         f"__pd_child={shell_quote(child_text)}",
         *_fill(_LAUNCH if timeout is None else _DEADLINE, timeout or 0, stdin),
-        f"printf '\\n%s%s%s\\n' {shell_quote(delimiter[:half])} {shell_quote(delimiter[half:])}"
-        ' "$__pd_end"',
+        f"printf '\\n%s%s%s%s\\n' {shell_quote(delimiter[:half])} {shell_quote(delimiter[half:])}"
+        ' "$__pd_end" "$__pd_where"',
         'cat "$__pd_tmp.err" 2>/dev/null',
         'exit "$__pd_rc"',
     ]
     return "\n".join(lines) + "\n"
+
+
+def _from_start(path: str) -> str:
+    """Shell text for `path`, a relative one taken from the script's start directory."""
+    if path.startswith("/"):
+        return shell_quote(path)
+    return f'"$__pd_pwd"/{shell_quote(path)}'
+
+
+def _make_dir_lines(make_dir: str | None) -> list[str]:
+    if make_dir is None:
+        return []
+    return [
+        f'if mkdir -p -m 755 -- {_from_start(make_dir)} 2>>"$__pd_tmp.err"; then',
+        f'__pd_where="{WORKDIR_TOKEN}$__pd_pwd"',
+        "fi",
+    ]
 
 
 def cleanup_script(delimiter: str, *, stdin_path: str | None = None) -> str:
@@ -238,13 +265,29 @@ def split_output(combined: str, delimiter: str) -> tuple[str, str]:
 def parse_output(combined: str, delimiter: str) -> tuple[str, str, bool]:
     """(stdout, stderr, timed_out) from a wrapped command's combined output; `timed_out` says
     the script killed the command at its deadline."""
-    index = combined.find("\n" + delimiter)
+    index, line, stderr = _delimiter_line(combined, delimiter)
     if index < 0:
         return combined, "", False
-    line, _, stderr = combined[index + len(delimiter) + 1 :].partition("\n")
-    if line not in ("", TIMED_OUT_TOKEN):  # not the delimiter line after all
-        return combined, "", False
-    return combined[:index], stderr, line == TIMED_OUT_TOKEN
+    status = line.partition(WORKDIR_TOKEN)[0]
+    return combined[:index], stderr, status == TIMED_OUT_TOKEN
+
+
+def reported_workdir(combined: str, delimiter: str) -> str | None:
+    """The start directory a script built with `make_dir` reported (None: not made)."""
+    index, line, _ = _delimiter_line(combined, delimiter)
+    _, found, workdir = line.partition(WORKDIR_TOKEN)
+    return workdir if index >= 0 and found and workdir.startswith("/") else None
+
+
+def _delimiter_line(combined: str, delimiter: str) -> tuple[int, str, str]:
+    """(where the delimiter line starts or -1, what follows the delimiter on it, the rest)."""
+    index = combined.find("\n" + delimiter)
+    if index < 0:
+        return -1, "", ""
+    line, _, rest = combined[index + len(delimiter) + 1 :].partition("\n")
+    if line.partition(WORKDIR_TOKEN)[0] not in ("", TIMED_OUT_TOKEN):
+        return -1, "", ""  # not the delimiter line after all
+    return index, line, rest
 
 
 def result_from_output(
@@ -353,7 +396,7 @@ fi"""
 
 
 def _fill(template: str, timeout: float, stdin: str) -> list[str]:
-    child = f'sh -c "$__pd_child" sh "$__pd_tmp" "$__pd_pwd" 2>"$__pd_tmp.err" <{stdin}'
+    child = f'sh -c "$__pd_child" sh "$__pd_tmp" "$__pd_pwd" 2>>"$__pd_tmp.err" <{stdin}'
     values = {
         "@CHILD@": child,
         "@SECONDS@": f"{max(timeout, 0.001):.3f}".rstrip("0").rstrip("."),  # never 0: no limit

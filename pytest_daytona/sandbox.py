@@ -9,6 +9,7 @@ import posixpath
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -20,6 +21,7 @@ from .executor import (
     cleanup_script,
     command_to_shell,
     new_delimiter,
+    reported_workdir,
     result_from_output,
     toolbox_command,
     validate_env,
@@ -47,18 +49,20 @@ class DaytonaSandbox:
     def __init__(
         self,
         sdk: Sandbox,
-        workspace: str,
+        workspace: str | Workspace,
         *,
         default_timeout: float,
         call: CallApi | None = None,
     ) -> None:
         self._sdk = sdk
-        self._workspace = workspace
+        self._pending = workspace if isinstance(workspace, Workspace) else None
+        self._workspace = workspace if isinstance(workspace, str) else None
         self._default_timeout = default_timeout
         self._call: CallApi = call or _call_directly
 
     def __repr__(self) -> str:
-        return f"<DaytonaSandbox {self.name} id={self.id} workspace={self.workspace}>"
+        shown = self._workspace or f"{self._pending.name if self._pending else ''} (not made yet)"
+        return f"<DaytonaSandbox {self.name} id={self.id} workspace={shown}>"
 
     @property
     def sdk(self) -> Sandbox:
@@ -78,11 +82,14 @@ class DaytonaSandbox:
     @property
     def workspace(self) -> str:
         """Absolute remote path of the working directory commands start in."""
+        if self._workspace is None:
+            assert self._pending is not None
+            self._workspace = self._pending.realize()
         return self._workspace
 
     def path(self, remote_path: str) -> str:
         """`remote_path` made absolute against :attr:`workspace`."""
-        return posixpath.normpath(posixpath.join(self._workspace, remote_path))
+        return posixpath.normpath(posixpath.join(self.workspace, remote_path))
 
     def run(
         self,
@@ -117,17 +124,21 @@ class DaytonaSandbox:
         payload = _stdin_bytes(stdin)
         stdin_path = None
         if payload is not None:
-            root = posixpath.dirname(self._workspace)
+            root = posixpath.dirname(self.workspace)
             stdin_path = posixpath.join(root, SCRATCH_DIR, f"stdin-{secrets.token_hex(8)}")
+        # A workspace not made yet is made by this command's script (no extra API call).
+        make_dir = self._pending.name if self._workspace is None and self._pending else None
+        base = self._workspace or make_dir or ""
         delimiter = new_delimiter()
         script = build_script(
             command,
-            cwd=self.path(cwd) if cwd is not None else self._workspace,
+            cwd=posixpath.normpath(posixpath.join(base, cwd)) if cwd is not None else base,
             env=env,
             stdin_path=stdin_path,
             delimiter=delimiter,
             remove_stdin=True,
             timeout=limit,
+            make_dir=make_dir,
         )
         started = time.monotonic()
         removed = False
@@ -136,6 +147,9 @@ class DaytonaSandbox:
                 self._upload_stdin(payload, stdin_path)
             response = self._exec(toolbox_command(script), backstop_timeout(limit))
             removed = True  # the script removed the stdin file itself
+            workdir = reported_workdir(response.result or "", delimiter)
+            if make_dir is not None and workdir is not None and self._workspace is None:
+                self._workspace = posixpath.join(workdir, make_dir)
             result = result_from_output(
                 command=shown,
                 output=response.result or "",
@@ -229,6 +243,15 @@ class DaytonaSandbox:
     def write_text(self, remote_path: str, text: str, encoding: str = "utf-8") -> str:
         """Write `text` to remote file `remote_path`; returns the absolute remote path."""
         return self.upload(text.encode(encoding), remote_path)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A workspace directory not made yet: `name` under the sandbox's work dir. The first
+    command makes it; `realize` makes it through the API when a path is needed before."""
+
+    name: str
+    realize: Callable[[], str]
 
 
 def _stdin_bytes(stdin: object) -> bytes | None:

@@ -26,7 +26,7 @@ from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
 from .errors import BackendError, CoordinationError
 from .lease import Api, LeaseRecord, Scope
-from .sandbox import DaytonaSandbox
+from .sandbox import DaytonaSandbox, Workspace
 from .settings import Settings
 from .strays import Strays
 
@@ -126,7 +126,9 @@ class SandboxSession:
             signature=settings.signature(),
         )
 
-    def _handle(self, api: Api, sdk: Sandbox, workspace: str, settings: Settings) -> DaytonaSandbox:
+    def _handle(
+        self, api: Api, sdk: Sandbox, workspace: str | Workspace, settings: Settings
+    ) -> DaytonaSandbox:
         target = lease.describe(sdk)
 
         def call(
@@ -155,7 +157,8 @@ class SandboxSession:
     # -- sandboxes of this process ----------------------------------------------------------
 
     def acquire(self, settings: Settings) -> DaytonaSandbox:
-        """Create a function-scoped sandbox for `settings` and realize its workspace."""
+        """Create a function-scoped sandbox for `settings`. Its workspace is made by the first
+        command's script, or through the API when its path is needed before that."""
         api = self._api()
         labels = self._labels(settings, "function")
         sdk = lease.acquire(api, settings, labels, self._name, strays=self.strays)
@@ -163,12 +166,10 @@ class SandboxSession:
         with self._lock:
             self._held[sdk.id] = Held(record, sdk, settings)
         self.run_dir.add_lease(record)
-        try:
-            record.workspace = lease.realize_workspace(api, sdk, settings)
-        except BaseException:
-            self.release(sdk.id)
-            raise
-        return self._handle(api, sdk, record.workspace, settings)
+        workspace = Workspace(
+            settings.workspace, partial(lease.realize_workspace, api, sdk, settings)
+        )
+        return self._handle(api, sdk, workspace, settings)
 
     def release(self, sandbox_id: str, *, final: bool = False) -> None:
         """Delete a sandbox this process acquired. Its record is dropped only once the delete

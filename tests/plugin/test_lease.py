@@ -112,12 +112,35 @@ def test_stop_failure_on_release_deletes_instead(server: LocalServer) -> None:
     assert server.stats()["by_route"]["DELETE /sandbox/{sandboxIdOrName}"] == 1
 
 
-def test_setup_failure_after_create_deletes_the_sandbox(
+def test_first_command_makes_the_workspace_without_extra_calls(
     server: LocalServer, session: SandboxSession
 ) -> None:
+    sandbox = session.acquire(session.settings)
+    assert sandbox.run("pwd", check=True).stdout.strip() == "/home/daytona/pytest-workspace"
+    assert sandbox.workspace == "/home/daytona/pytest-workspace"
+    assert sandbox.run("pwd", cwd="..").stdout.strip() == "/home/daytona"
+    routes = server.stats()["by_route"]
+    assert routes.get("GET /work-dir", 0) == routes.get("POST /files/folder", 0) == 0
+    assert routes["POST /process/execute"] == 2
+
+
+def test_workspace_asked_for_before_any_command_is_made_through_the_api(
+    server: LocalServer, session: SandboxSession
+) -> None:
+    sandbox = session.acquire(session.settings)
+    assert sandbox.workspace == "/home/daytona/pytest-workspace"
+    assert sandbox.run("pwd").stdout.strip() == sandbox.workspace
+    assert server.stats()["by_route"]["POST /files/folder"] == 1
+
+
+def test_a_workspace_that_cannot_be_made_fails_the_access_and_the_sandbox_is_released(
+    server: LocalServer, session: SandboxSession
+) -> None:
+    sandbox = session.acquire(session.settings)
     server.inject_fault("POST /files/folder", 500)
     with pytest.raises(BackendCallError, match=r"create the workspace in sandbox .*HTTP 500"):
-        session.acquire(session.settings)
+        sandbox.upload(b"x", "f")
+    session.release(sandbox.id)
     assert server.stats()["creates"] == 1
     assert server.stats()["live"] == 0
     assert session.records == []

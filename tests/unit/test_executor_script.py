@@ -20,6 +20,7 @@ from pytest_daytona.executor import (
     command_to_shell,
     new_delimiter,
     parse_output,
+    reported_workdir,
     result_from_output,
     shell_quote,
     split_output,
@@ -316,6 +317,50 @@ def test_missing_cwd_fails_the_command_with_a_message(box: Box) -> None:
     assert result.exit_code not in (0, None)
     assert result.stdout == ""
     assert "/no/such/dir" in result.stderr
+
+
+def run_making(
+    box: Box, make_dir: str, cwd: str, command: str = "pwd"
+) -> tuple[ExecResult, str | None]:
+    """`command` by a script that makes `make_dir` first; its result and reported workdir."""
+    delimiter = new_delimiter()
+    script = build_script(
+        command, cwd=cwd, delimiter=delimiter, timeout=DEFAULT_TIMEOUT, make_dir=make_dir
+    )
+    result = box.run_argv([box.shell, "-c", script], delimiter, command)
+    proc = subprocess.run(
+        [box.shell, "-c", script], capture_output=True, cwd=box.home, env=box.env(), check=False
+    )
+    return result, reported_workdir(proc.stdout.decode(), delimiter)
+
+
+def test_make_dir_is_made_from_the_start_dir_and_the_start_dir_reported(box: Box) -> None:
+    box.profile(".profile", "cd /\n")
+    result, workdir = run_making(box, "ws", "ws/../ws")
+    assert result.ok, result.stderr
+    assert result.stdout == f"{box.home}/ws\n"
+    assert (box.home / "ws").stat().st_mode & 0o777 == 0o755
+    assert workdir == str(box.home)
+
+
+def test_a_make_dir_that_fails_reports_nothing_and_fails_the_command(box: Box) -> None:
+    (box.home / "ws").write_text("a file, not a directory")
+    result, workdir = run_making(box, "ws", "ws", "echo never")
+    assert result.exit_code not in (0, None)
+    assert result.stdout == ""
+    assert "ws" in result.stderr
+    assert workdir is None
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [(" workdir=/home/x y", "/home/x y"), (" timed-out workdir=/w", "/w"), ("", None)],
+)
+def test_reported_workdir_is_read_from_the_delimiter_line(line: str, expected: str | None) -> None:
+    delimiter = "pytest-daytona-0123456789abcdef"
+    combined = f"out\n{delimiter}{line}\nerr\n"
+    assert reported_workdir(combined, delimiter) == expected
+    assert parse_output(combined, delimiter)[:2] == ("out", "err\n")
 
 
 def test_stdin_comes_from_the_file(timed_box: Box) -> None:
