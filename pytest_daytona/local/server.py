@@ -34,7 +34,11 @@ T = TypeVar("T")
 
 NO_ISOLATION_NOTICE = (
     "pytest-daytona local server: {why}, so sandbox commands run as plain local processes "
-    "with NO isolation from this machine{fix}."
+    "with NO isolation from this machine{fix}. What differs: commands run as this machine's "
+    "user (not 'daytona') and see its whole file system, processes and /tmp (TMPDIR is the "
+    "sandbox's own); the work dir is a host directory (not /home/daytona); file-API paths "
+    "are confined to the sandbox's home and tmp; volumes are not mounted. Stop and delete "
+    "still end every process a sandbox started."
 )
 
 
