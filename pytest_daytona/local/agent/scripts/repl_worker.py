@@ -92,15 +92,19 @@ class Worker:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": __builtins__}
         self.stopping = False
+        self.running = False  # interrupts only reach user code, never the loop around it
         signal.signal(signal.SIGINT, self._interrupt)
         signal.signal(signal.SIGTERM, self._terminate)
 
     def _interrupt(self, signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt("Execution interrupted")
+        if self.running:
+            raise KeyboardInterrupt("Execution interrupted")
 
     def _terminate(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True
-        raise KeyboardInterrupt("Shutting down")
+        if self.running:
+            raise KeyboardInterrupt("Shutting down")
+        sys.exit(0)
 
     def run_code(self, code: str, envs: dict[str, Any] | None) -> None:
         """Execute `code` in the namespace and answer its chunks and control line."""
@@ -115,7 +119,12 @@ class Worker:
         old = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = out, err
         try:
-            exec(compile(code, SOURCE, "exec"), self.namespace)
+            compiled = compile(code, SOURCE, "exec")
+            self.running = True
+            try:
+                exec(compiled, self.namespace)
+            finally:
+                self.running = False
         except KeyboardInterrupt:
             control = "interrupted"
         except SystemExit:
