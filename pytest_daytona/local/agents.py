@@ -167,7 +167,12 @@ class Agents:
         return self.runner.isolated
 
     async def get(
-        self, sandbox_id: str, home: Path, tmp: Path, mounts: list[tuple[Path, str]]
+        self,
+        sandbox_id: str,
+        home: Path,
+        tmp: Path,
+        mounts: list[tuple[Path, str]],
+        files: list[tuple[Path, str]] | None = None,
     ) -> Agent:
         """The sandbox's agent, started if it is not running."""
         agent = self._agents.get(sandbox_id)
@@ -175,13 +180,18 @@ class Agents:
             return agent
         pending = self._starting.get(sandbox_id)
         if pending is None:
-            pending = asyncio.ensure_future(self._start(sandbox_id, home, tmp, mounts))
+            pending = asyncio.ensure_future(self._start(sandbox_id, home, tmp, mounts, files))
             self._starting[sandbox_id] = pending
             pending.add_done_callback(lambda _: self._starting.pop(sandbox_id, None))
         return await asyncio.shield(pending)
 
     async def _start(
-        self, sandbox_id: str, home: Path, tmp: Path, mounts: list[tuple[Path, str]]
+        self,
+        sandbox_id: str,
+        home: Path,
+        tmp: Path,
+        mounts: list[tuple[Path, str]],
+        files: list[tuple[Path, str]] | None,
     ) -> Agent:
         ours, theirs = socket.socketpair()
         try:
@@ -190,6 +200,7 @@ class Agents:
                 home=home,
                 tmp=tmp,
                 mounts=mounts,
+                files=files,
                 keep=(_PACKAGE_ROOT,),
             )
         except ValueError as exc:

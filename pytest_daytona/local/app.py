@@ -51,7 +51,7 @@ async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamRespon
     if request.path.startswith(f"{preview.PROXY_PREFIX}/"):
         return await handler(request)  # preview links check the sandbox's preview token
     if not _authorized(request, ctx.token):
-        return error_response(401, "Unauthorized: missing or invalid bearer token")
+        return error_response(401, "Unauthorized: missing or invalid bearer token", request=request)
     if request.path.startswith(LOCAL_PREFIX):
         return await _answer(request, handler)
     route = route_name(request)
@@ -67,7 +67,7 @@ async def gatekeeper(request: web.Request, handler: Handler) -> web.StreamRespon
     headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
     if fault.status == 429 and headers is None:
         headers = {"Retry-After": "1"}
-    return error_response(fault.status, fault.message, headers=headers)
+    return error_response(fault.status, fault.message, headers=headers, request=request)
 
 
 async def _complete_later(request: web.Request, handler: Handler, route: str, after: float) -> None:
@@ -89,11 +89,11 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return exc.response()
+        return exc.response(request)
     except web.HTTPMethodNotAllowed:  # Nest answers an unknown method+path pair with 404
-        return error_response(404, f"Cannot {request.method} {request.path}")
+        return error_response(404, f"Cannot {request.method} {request.path}", request=request)
     except web.HTTPException as exc:
-        return error_response(exc.status, exc.reason)
+        return error_response(exc.status, exc.reason, request=request)
 
 
 # -- /_local: stats and fault injection ---------------------------------------------------

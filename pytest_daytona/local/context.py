@@ -59,7 +59,11 @@ class LocalContext:
         """The toolbox agent of a started sandbox (started now if it is not running)."""
         store = self.lifecycle.store
         return await self.agents.get(
-            record.id, store.home_dir(record.id), store.tmp_dir(record.id), self.mounts(record)
+            record.id,
+            store.home_dir(record.id),
+            store.tmp_dir(record.id),
+            self.mounts(record),
+            self.files(record),
         )
 
     def follow_state(self, sandbox_id: str, state: str) -> None:
@@ -79,6 +83,17 @@ class LocalContext:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(_settled(self._tasks))
+
+    def files(self, record: SandboxRecord) -> list[tuple[Path, str]]:
+        """(host file, in-sandbox path) bound over the host's: a linked sandbox's /etc/hosts
+        resolves the sandbox it is linked to (they share this machine's network)."""
+        linked = self.lifecycle.store.get(record.linked_sandbox_id or "")
+        if linked is None:
+            return []
+        hosts = self.lifecycle.store.sandbox_dir(record.id) / "hosts"
+        base = Path("/etc/hosts").read_text() if Path("/etc/hosts").exists() else ""
+        hosts.write_text(f"{base.rstrip()}\n127.0.0.1\t{linked.name} {linked.id}\n")
+        return [(hosts, "/etc/hosts")]
 
     def mounts(self, record: SandboxRecord) -> list[tuple[Path, str]]:
         """(host dir, in-sandbox path) of each volume the sandbox mounts."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from http import HTTPStatus
+from typing import Any
 
 from aiohttp import web
 
@@ -29,10 +31,15 @@ class ApiError(Exception):
         self.source = source
         self.headers = headers or {}
 
-    def response(self) -> web.Response:
-        """The JSON response Daytona would send for this error."""
+    def response(self, request: web.Request | None = None) -> web.Response:
+        """The JSON response Daytona would send for this error (to `request`)."""
         return error_response(
-            self.status, self.message, code=self.code, source=self.source, headers=self.headers
+            self.status,
+            self.message,
+            code=self.code,
+            source=self.source,
+            headers=self.headers,
+            request=request,
         )
 
 
@@ -43,19 +50,26 @@ def error_response(
     code: str | None = None,
     source: str = SOURCE_API,
     headers: dict[str, str] | None = None,
+    request: web.Request | None = None,
 ) -> web.Response:
-    """``{"statusCode", "message", "error", "code", "source"}`` with the given status."""
+    """``{"statusCode", "message", "error", "code", "source", "timestamp"}`` with the given
+    status, plus ``path`` and ``method`` of `request` (the daemon's ErrorResponse requires
+    ``path`` and ``timestamp``)."""
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:
         phrase = "Error"
-    body = {
+    body: dict[str, Any] = {
         "statusCode": status,
         "message": message,
         "error": phrase,
         "code": code or phrase.upper().replace(" ", "_"),
         "source": source,
+        "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
     }
+    if request is not None:
+        body["path"] = request.path
+        body["method"] = request.method
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -127,6 +127,7 @@ class Lifecycle:
             raise ApiError(409, f"Sandbox with name {name} already exists")
         snapshot = None if body.build_info else self.snapshots.usable(body.snapshot)
         volumes = self.volumes.resolve_mounts(body.volumes)
+        linked = self._linked(body)
         record = SandboxRecord(
             id=sandbox_id,
             name=name,
@@ -145,6 +146,7 @@ class Lifecycle:
             disk=body.disk or (snapshot.disk if snapshot else 3),
             gpu=body.gpu or 0,
             build_info=body.build_info,
+            linked_sandbox_id=None if linked is None else linked.id,
         )
         for field in ("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"):
             value = getattr(body, field)
@@ -215,6 +217,28 @@ class Lifecycle:
         self.store.save(record)
         await self._emit("sandbox.created", self.dto(record))
         await self._announce(record, State.CREATING)
+
+    def _linked(self, body: CreateSandboxBody) -> SandboxRecord | None:
+        """The sandbox `body` links to, checked as the API checks it (sandbox.service.ts
+        `resolveLinkedSandbox`, v0.190.0)."""
+        if not body.linked_sandbox:
+            return None
+        if body.auto_delete_interval != 0:
+            raise ApiError(400, "Linked sandboxes must be ephemeral (set autoDeleteInterval to 0)")
+        linked = self.lookup(body.linked_sandbox)
+        if linked.linked_sandbox_id:
+            raise ApiError(
+                400,
+                f"Linked sandbox {linked.id} is itself linked to another sandbox; chained links "
+                "are not allowed",
+            )
+        if linked.state not in (State.STARTED, State.STOPPED):
+            raise ApiError(
+                400,
+                "Linked sandbox must be in STARTED or STOPPED state with an assigned runner "
+                f"(current: {linked.state.value})",
+            )
+        return linked
 
     async def change(self, record: SandboxRecord, op: str) -> SandboxRecord:
         """Start, stop, recover, archive or pause a sandbox, as the REST endpoints ask."""

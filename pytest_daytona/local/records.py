@@ -117,6 +117,7 @@ class CreateSandboxBody(_Camel):
     auto_delete_interval: int | None = None
     ttl_minutes: int | None = Field(default=None, ge=0)
     build_info: BuildInfoBody | None = None
+    linked_sandbox: str | None = None
 
 
 class SandboxRecord(_Camel):
@@ -149,6 +150,8 @@ class SandboxRecord(_Camel):
     ttl_minutes: int = 0
     ttl_anchor_ts: float | None = None
     build_info: BuildInfoBody | None = None
+    # The sandbox this one is linked to (`linkedSandbox` at create): its name resolves here.
+    linked_sandbox_id: str | None = None
     created_at: str = Field(default_factory=iso_now)
     updated_at: str = Field(default_factory=iso_now)
     last_activity_at: str = Field(default_factory=iso_now)

@@ -110,14 +110,15 @@ class Runner:
         home: Path,
         tmp: Path,
         mounts: list[tuple[Path, str]] | None = None,
+        files: list[tuple[Path, str]] | None = None,
         keep: tuple[str, ...] = (),
     ) -> list[str]:
         """`argv` wrapped so it runs as the sandbox's long-lived agent.
 
         Under bubblewrap: user ``daytona`` (uid 1000), own PID and mount namespaces, the host
         read-only, ``/home/daytona`` and ``/tmp`` the sandbox's own, the server's data hidden,
-        volumes bound at their mount paths. `keep` are host paths under ``/home`` the agent
-        needs (its code, the Python it runs on).
+        volumes bound at their mount paths, `files` bound read-only over the host's. `keep`
+        are host paths under ``/home`` the agent needs (its code, the Python it runs on).
         """
         if self.bwrap is None:
             return argv
@@ -136,6 +137,8 @@ class Runner:
             wrapped += ["--ro-bind", str(group), "/etc/group"]
         for source, target in mounts or ():
             wrapped += ["--bind", str(source), target]
+        for source, target in files or ():
+            wrapped += ["--ro-bind", str(source), target]
         wrapped += ["--unshare-pid", "--die-with-parent", "--clearenv"]
         for key, value in self.environment(home, tmp).items():
             wrapped += ["--setenv", key, value]

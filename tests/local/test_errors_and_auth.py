@@ -7,8 +7,10 @@ from daytona import (
     Daytona,
     DaytonaAuthenticationError,
     DaytonaConfig,
+    DaytonaNotFoundError,
     DaytonaRateLimitError,
     DaytonaServiceUnavailableError,
+    Sandbox,
 )
 
 from pytest_daytona.local import LocalServer
@@ -124,3 +126,23 @@ def test_bad_create_body_is_a_400_naming_the_field(server: LocalServer) -> None:
     assert status == 400
     assert "cpu" in body["message"]
     assert server.stats()["creates"] == 0
+
+
+def test_toolbox_errors_carry_what_the_sdks_error_model_requires(
+    server: LocalServer, sandbox: Sandbox
+) -> None:
+    """The toolbox client validates error bodies (`ErrorResponse`: `path`, `timestamp`); a body
+    without them would first fail that validation inside the SDK."""
+    status, body = http_json(
+        server, "DELETE", f"/toolbox/{sandbox.id}/files?path=nothing-here", server.token
+    )
+    assert status == 404
+    assert body["path"] == f"/api/toolbox/{sandbox.id}/files"
+    assert body["method"] == "DELETE" and body["timestamp"].endswith("Z")
+    with pytest.raises(DaytonaNotFoundError) as info:
+        sandbox.fs.delete_file("nothing-here")
+    chained, seen = info.value.__context__, []
+    while chained is not None:
+        seen.append(type(chained).__name__)
+        chained = chained.__context__
+    assert "ValidationError" not in seen

@@ -59,3 +59,19 @@ def test_a_mount_path_inside_the_hosts_system_tree_is_refused_clearly(
     with pytest.raises(DaytonaError, match="/usr/pd-volume") as info:
         sandbox.process.exec("true")
     assert info.value.status_code == 400
+
+
+def test_a_linked_sandbox_reaches_the_one_it_is_linked_to_by_name(client: Daytona) -> None:
+    owner = client.create(CreateSandboxFromSnapshotParams(name="pd-owner"))
+    with pytest.raises(DaytonaError, match="ephemeral") as info:
+        client.create(CreateSandboxFromSnapshotParams(linked_sandbox="pd-owner"))
+    assert info.value.status_code == 400
+    follower = client.create(
+        CreateSandboxFromSnapshotParams(linked_sandbox="pd-owner", auto_delete_interval=0)
+    )
+    assert follower.linked_sandbox_id == owner.id
+    with pytest.raises(DaytonaError, match="chained links"):
+        client.create(
+            CreateSandboxFromSnapshotParams(linked_sandbox=follower.id, auto_delete_interval=0)
+        )
+    assert follower.process.exec("getent hosts pd-owner").result.split()[0] == "127.0.0.1"
