@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from .calls import Caller, run_with_deadline
 from .errors import BackendError
-from .settings import Settings, missing_api_key_message
 
 if TYPE_CHECKING:
     from daytona import Daytona
 
     from .lease import Api
     from .local import LocalServer
+    from .settings import Settings
 
 __all__ = ["Backend", "BackendError"]
 
@@ -103,6 +103,15 @@ class Backend:
                 self._client = self._connect()
             return self._client
 
+    def warm_up(self) -> None:
+        """Import the SDK and build the client now (meant for a background thread, started
+        as soon as collection shows a sandbox will be needed); a failure is left for the
+        first real use to report."""
+        try:
+            self.client()
+        except Exception as exc:
+            log.debug("pytest-daytona: building the SDK client ahead failed: %s", exc)
+
     def api(self) -> Api:
         """The client with the `Caller` that gives each call a deadline and retries."""
         from .lease import Api
@@ -122,6 +131,8 @@ class Backend:
                 "printed (or leave out --daytona-api-url to start an embedded server)"
             )
         else:
+            from .settings import missing_api_key_message
+
             missing = missing_api_key_message(settings)
             if missing is not None:
                 raise BackendError(missing)

@@ -5,7 +5,7 @@ It selects the sandboxes carrying the plugin's label that are older than
 a run still alive on this machine, one claimed by a run that is still running, or a reused one
 unless ``--daytona-cleanup-reused``. Without ``--daytona-cleanup-yes`` it only lists them. It
 also removes the run directories dead runs left on this machine. A small pytest plugin module:
-registering it adds the options and the command.
+`cleanup_options` registers the options and the command.
 """
 
 from __future__ import annotations
@@ -23,26 +23,21 @@ import pytest
 
 from . import coordination, lease, reuse
 from .backend import Backend
+from .cleanup_options import CI_JOB_LABELS, DEFAULT_OLDER_THAN, OLDER_THAN_OPTION, add_options
 from .errors import BackendError
 from .resolve import SettingsError, resolve_settings
 from .settings import Settings
+
+__all__ = ["CI_JOB_LABELS", "add_options", "run_cleanup"]
 
 if TYPE_CHECKING:
     from _pytest._io import TerminalWriter
     from daytona import Sandbox
 
-OLDER_THAN_OPTION = "--daytona-cleanup-older-than"
-DEFAULT_OLDER_THAN = "1h"
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
 _AGE_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 REUSE_LABEL = f"{lease.LABEL_PREFIX}-reuse"
-#: The CI labels ``--daytona-cleanup-ci-job`` matches (see `coordination.ci_labels`): GitHub's
-#: run id and job name, GitLab's pipeline id and job id.
-CI_JOB_LABELS = tuple(
-    f"{lease.LABEL_PREFIX}-{name}"
-    for name in ("gh-run-id", "gh-job", "gitlab-pipeline-id", "gitlab-job-id")
-)
 #: Where run directories are looked for (None: `coordination.default_parent()`); for tests.
 RUN_DIR_PARENT: Path | None = None
 #: A run directory with no owner recorded is left alone this long: it may be being created.
@@ -338,66 +333,3 @@ def run_cleanup(config: pytest.Config) -> int:
         return 1 if failed else 0
     finally:
         backend.close()
-
-
-def add_options(parser: pytest.Parser) -> None:
-    """Register the ``--daytona-cleanup*`` options in the ``daytona`` group."""
-    group = parser.getgroup("daytona", "Daytona sandboxes")
-    group.addoption(
-        "--daytona-cleanup",
-        action="store_true",
-        default=False,
-        help="Run no tests: list the sandboxes earlier runs left behind (add "
-        "--daytona-cleanup-yes to delete them) and remove dead runs' run directories.",
-    )
-    group.addoption(
-        OLDER_THAN_OPTION,
-        default=DEFAULT_OLDER_THAN,
-        metavar="AGE",
-        help="Only sandboxes created longer ago than AGE: 90s, 30m, 2h, 1d, 0s (default 1h).",
-    )
-    group.addoption(
-        "--daytona-cleanup-run-id",
-        default=None,
-        metavar="ID",
-        help="Only sandboxes of the run ID (label pytest-daytona-run-id).",
-    )
-    group.addoption(
-        "--daytona-cleanup-reuse-key",
-        default=None,
-        metavar="KEY",
-        help="Only reusable sandboxes of reuse key KEY (with --daytona-cleanup-reused).",
-    )
-    group.addoption(
-        "--daytona-cleanup-ci-job",
-        default=None,
-        metavar="VALUE",
-        help="Only sandboxes of one CI job: VALUE is matched against the labels "
-        + ", ".join(CI_JOB_LABELS)
-        + " (GITHUB_RUN_ID, GITHUB_JOB, CI_PIPELINE_ID, CI_JOB_ID).",
-    )
-    group.addoption(
-        "--daytona-cleanup-yes",
-        action="store_true",
-        default=False,
-        help="Really delete what --daytona-cleanup lists.",
-    )
-    group.addoption(
-        "--daytona-cleanup-reused",
-        action="store_true",
-        default=False,
-        help="Also delete reusable (--daytona-reuse) sandboxes nobody has claimed.",
-    )
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    add_options(parser)
-
-
-def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    """Run the cleanup instead of the tests when ``--daytona-cleanup`` is given."""
-    if not config.getoption("daytona_cleanup", False):
-        return None
-    if config.getoption("help", False) or config.getoption("version", False):
-        return None  # pytest's own --help/--version first
-    return run_cleanup(config)

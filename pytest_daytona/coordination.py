@@ -17,9 +17,6 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import filelock
-from pydantic import ValidationError
-
 from ._files import atomic_write
 from .errors import CoordinationError
 from .lease import LABEL_PREFIX, LeaseRecord
@@ -119,6 +116,8 @@ class RunDir:
     def lock(self, name: str, timeout: float) -> Iterator[None]:
         """Hold lock `name` of this run. A lock left by a dead process is free again (the
         kernel drops it with the process); waiting longer than `timeout` is an error."""
+        import filelock
+
         lock_file = self.path / f"{name}.lock"
         lock = filelock.FileLock(lock_file, timeout=timeout)
         try:
@@ -166,6 +165,8 @@ class RunDir:
 
 
 def _read(path: Path) -> LeaseRecord | None:
+    from pydantic import ValidationError
+
     try:
         return LeaseRecord.model_validate_json(path.read_bytes())
     except (FileNotFoundError, ValidationError):

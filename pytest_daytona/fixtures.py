@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import DaytonaPluginError
 from .options import DICT_FIELDS
-from .resolve import resolve_settings
-from .sandbox import DaytonaSandbox
-from .session import SandboxSession
-from .settings import Settings
+from .startup import SESSION_KEY, session_for
 
-SESSION_KEY = pytest.StashKey[SandboxSession]()
+if TYPE_CHECKING:
+    from .sandbox import DaytonaSandbox
+    from .session import SandboxSession
+    from .settings import Settings
+
+__all__ = ["ITEM_SETTINGS_KEY", "SESSION_KEY", "merge_overrides", "sandbox_session"]
+
 #: The merged ``@pytest.mark.daytona`` kwargs of an item and the settings they give.
-ITEM_SETTINGS_KEY = pytest.StashKey[tuple[dict[str, Any], Settings]]()
+ITEM_SETTINGS_KEY = pytest.StashKey["tuple[dict[str, Any], Settings]"]()
 
 
 def sandbox_session(config: pytest.Config) -> SandboxSession:
-    """This process's `SandboxSession` (set up by the plugin at configure time)."""
-    return config.stash[SESSION_KEY]
+    """This process's `SandboxSession` (built once collection showed a sandbox is needed)."""
+    return session_for(config)
 
 
 def _item_settings(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Settings]:
@@ -104,6 +107,8 @@ def daytona_sandbox_factory(
     made: list[str] = []
 
     def make(**overrides: Any) -> DaytonaSandbox:
+        from .resolve import resolve_settings
+
         settings = resolve_settings(
             request.config,
             merge_overrides(marker_kwargs, overrides),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import pytest
@@ -214,3 +216,39 @@ def _env_note(spec: FieldSpec) -> str:
     if spec.env_var is None or spec.env_var in spec.help:
         return ""
     return f" Env: {spec.env_var}."
+
+
+def describe_for_header(settings: Any) -> str:
+    """One line for pytest's report header: backend, URL, target, image/snapshot, reuse.
+    `settings`: a `Settings`, or `header_values` of values not validated yet."""
+    if settings.backend == "local":
+        where = f"backend=local api_url={settings.api_url or '<embedded server>'}"
+    else:
+        where = (
+            f"backend=daytona api_url={settings.api_url or '<SDK default>'}"
+            f" target={settings.target or '<SDK default>'}"
+        )
+    if settings.image:
+        base = f"image={settings.image}"
+    else:
+        base = f"snapshot={settings.snapshot or '<Daytona default>'}"
+    return f"daytona: {where} {base} reuse={'on' if settings.reuse else 'off'}"
+
+
+def header_values(values: Mapping[str, object]) -> SimpleNamespace:
+    """What `describe_for_header` reads, from values as given (`resolve.raw_values`),
+    normalized as `Settings` would without importing it."""
+
+    def text(name: str) -> str | None:
+        value = values.get(name)
+        return (str(value).strip() or None) if value is not None else None
+
+    reuse = values.get("reuse")
+    return SimpleNamespace(
+        backend=(text("backend") or "daytona").lower(),
+        api_url=(text("api_url") or "").rstrip("/") or None,
+        target=text("target"),
+        image=text("image"),
+        snapshot=text("snapshot"),
+        reuse=reuse is True or str(reuse).strip().lower() in ("1", "true", "yes", "on", "t", "y"),
+    )

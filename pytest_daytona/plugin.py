@@ -2,36 +2,39 @@
 
 from __future__ import annotations
 
-import re
-import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import signals
-from .backend import Backend
-from .coordination import RunDir
 from .fixtures import (
     ITEM_SETTINGS_KEY,
-    SESSION_KEY,
     daytona_sandbox,
     daytona_sandbox_factory,
     daytona_session_sandbox,
     merge_overrides,
 )
-from .options import add_options
-from .resolve import Problem, SettingsError, resolve_settings
-from .session import SandboxSession
-from .settings import describe_for_header
+from .options import add_options, describe_for_header, header_values
+from .startup import (
+    CONNECTION_KEY,
+    RUN_DIR_KEY,
+    SESSION_KEY,
+    default_reuse_key,
+    needs_sandboxes,
+    prepare,
+    start_run,
+)
 
-__all__ = ["daytona_sandbox", "daytona_sandbox_factory", "daytona_session_sandbox"]
+__all__ = [
+    "daytona_sandbox",
+    "daytona_sandbox_factory",
+    "daytona_session_sandbox",
+    "default_reuse_key",
+]
 
 #: `pytest --daytona-cleanup` (its options and the command) lives in its own plugin module.
-pytest_plugins = ["pytest_daytona.cleanup"]
+pytest_plugins = ["pytest_daytona.cleanup_options"]
 
-RUN_DIR_KEY = "pytest_daytona_run_dir"
-CONNECTION_KEY = "pytest_daytona_connection"
 SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
 MARKER_HELP = (
     "daytona(**settings): settings for this test's Daytona sandboxes, e.g. "
@@ -44,47 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Nothing heavy here: the session is built once collection shows a sandbox is needed
+    (see `startup`), except in the xdist controller, which collects nothing."""
     config.addinivalue_line("markers", MARKER_HELP)
-    try:
-        settings = resolve_settings(config)
-    except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    reuse_key = settings.reuse_key or default_reuse_key(config.rootpath)
-    if workerinput is not None:  # an xdist worker: join the controller's run
-        connection = workerinput.get(CONNECTION_KEY)
-        session = SandboxSession(
-            settings,
-            RunDir(Path(workerinput[RUN_DIR_KEY])),
-            run_id=str(workerinput["testrunuid"]),
-            worker=str(workerinput["workerid"]),
-            reuse_key=reuse_key,
-            backend=Backend(settings, connection=tuple(connection) if connection else None),
-        )
-    else:  # the only process, or the xdist controller
-        run_id = uuid.uuid4().hex
-        if config.pluginmanager.hasplugin("xdist") and hasattr(config.option, "testrunuid"):
-            # Make xdist use our run id as its testrun_uid, so both name the same run.
-            config.option.testrunuid = config.option.testrunuid or run_id
-            run_id = config.option.testrunuid
-        data_dir = None
-        cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-        if settings.reuse and cache is not None:
-            data_dir = cache.mkdir("daytona-local-server")
-        session = SandboxSession(
-            settings,
-            RunDir.create(run_id),
-            run_id=run_id,
-            reuse_key=reuse_key,
-            backend=Backend(settings, data_dir=data_dir),
-        )
-    # The SDK's traceback only with -vv or --tb=long; else one short line per failure.
-    session.backend.caller.verbose = (
-        config.get_verbosity() >= 2 or config.getoption("tbstyle", "auto") == "long"
-    )
-    if workerinput is not None:
-        session.run_dir.register()
-    config.stash[SESSION_KEY] = session
+    start_run(config)
     config.stash[SIGNALS_KEY] = signals.install()
 
 
@@ -98,14 +64,14 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput[CONNECTION_KEY] = list(session.backend.connection())
 
 
-def default_reuse_key(rootpath: Path) -> str:
-    """The project directory's name, made fit for a label value."""
-    key = re.sub(r"[^A-Za-z0-9._-]", "-", rootpath.name).lstrip("._-")[:63]
-    return key or "default"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Validate every ``daytona`` marker before any test runs; all problems at once."""
+    """When a test takes a sandbox: validate the settings and every ``daytona`` marker before
+    any test runs (all problems at once), and start building the SDK client."""
+    if not needs_sandboxes(items):
+        return
+    from .resolve import Problem, SettingsError, resolve_settings
+
+    prepare(config)
     problems: list[Problem] = []
     for item in items:
         markers = list(item.iter_markers("daytona"))
@@ -133,9 +99,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(str(SettingsError(problems)))
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> str:
     session = config.stash.get(SESSION_KEY, None)
-    return describe_for_header(session.settings) if session is not None else None
+    if session is not None:
+        return describe_for_header(session.settings)
+    from .resolve import raw_values
+
+    return describe_for_header(header_values(raw_values(config)))
 
 
 @pytest.hookimpl(trylast=True)

@@ -7,13 +7,14 @@ import difflib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from pydantic import ValidationError
 
 from .options import DICT_FIELDS, EMPTY_IS_ERROR, FIELD_SPECS, RUN_WIDE, FieldSpec
-from .settings import CONFLICT, Settings
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["Problem", "SettingsError", "resolve_settings"]
 
@@ -85,14 +86,45 @@ def resolve_settings(
     merged over the run-wide ones. Whichever layer sets image or snapshot sets both (the
     other one from lower layers is dropped). Raises `SettingsError` listing every problem.
     """
+    from pydantic import ValidationError
+
+    from .settings import Settings
+
     problems: list[Problem] = []
     marker_source = "@pytest.mark.daytona" + (f" in {marker_origin}" if marker_origin else "")
     layers = [
-        _ini_layer(config, problems),
-        _env_layer(),
-        _cli_layer(config, problems),
+        *_run_layers(config, problems),
         _marker_layer(marker_kwargs or {}, marker_source, problems),
     ]
+    chosen, sources, key_sources = _choose(layers)
+    try:
+        settings = Settings.model_validate(chosen)
+    except ValidationError as exc:
+        problems += [_problem(err, chosen, sources, key_sources) for err in exc.errors()]
+    if problems:
+        secrets = [str(g.value) for layer in layers if (g := layer.get("api_key"))]
+        order = {spec.ini: i for i, spec in enumerate(FIELD_SPECS.values())}
+        problems.sort(key=lambda p: order.get(p.setting, -1))
+        raise SettingsError(_redact(p, secrets) for p in problems)
+    settings._sources = sources
+    return settings
+
+
+def raw_values(config: pytest.Config) -> dict[str, Any]:
+    """The run-wide values as given (CLI > env > ini), not validated: cheap, for the report
+    header of a run that may never need a sandbox (no pydantic, no SDK)."""
+    return _choose(_run_layers(config, []))[0]
+
+
+def _run_layers(config: pytest.Config, problems: list[Problem]) -> list[_Layer]:
+    return [_ini_layer(config, problems), _env_layer(), _cli_layer(config, problems)]
+
+
+def _choose(
+    layers: list[_Layer],
+) -> tuple[dict[str, Any], dict[str, str], dict[str, dict[str, str]]]:
+    """The value each setting gets from the highest layer giving it, its source(s), and the
+    source of each key of the dict settings."""
     chosen: dict[str, Any] = {}
     sources: dict[str, str] = {}
     key_sources: dict[str, dict[str, str]] = {name: {} for name in DICT_FIELDS}
@@ -115,17 +147,7 @@ def resolve_settings(
     for name, value in list(chosen.items()):
         if value is None:
             del chosen[name]  # an explicit None means the default
-    try:
-        settings = Settings.model_validate(chosen)
-    except ValidationError as exc:
-        problems += [_problem(err, chosen, sources, key_sources) for err in exc.errors()]
-    if problems:
-        secrets = [str(g.value) for layer in layers if (g := layer.get("api_key"))]
-        order = {spec.ini: i for i, spec in enumerate(FIELD_SPECS.values())}
-        problems.sort(key=lambda p: order.get(p.setting, -1))
-        raise SettingsError(_redact(p, secrets) for p in problems)
-    settings._sources = sources
-    return settings
+    return chosen, sources, key_sources
 
 
 def _join(previous: str | None, source: str) -> str:
@@ -229,6 +251,8 @@ def _problem(
     key_sources: Mapping[str, Mapping[str, str]],
 ) -> Problem:
     """Map one pydantic error back to the setting, the value as given and its source."""
+    from .settings import CONFLICT
+
     loc = err["loc"]
     name = str(loc[0])
     spec = FIELD_SPECS[name]

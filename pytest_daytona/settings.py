@@ -18,6 +18,10 @@ from pydantic import (
     field_validator,
 )
 
+from .options import describe_for_header
+
+__all__ = ["Settings", "describe_for_header", "missing_api_key_message"]
+
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvKey = Annotated[str, StringConstraints(pattern=ENV_KEY_PATTERN)]
 LabelKey = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -155,22 +159,6 @@ class Settings(BaseModel):
         payload = {name: getattr(self, name) for name in _SIGNATURE_FIELDS}
         blob = json.dumps(["v1", payload], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def describe_for_header(settings: Settings) -> str:
-    """One line for pytest's report header: backend, URL, target, image/snapshot, reuse."""
-    if settings.backend == "local":
-        where = f"backend=local api_url={settings.api_url or '<embedded server>'}"
-    else:
-        where = (
-            f"backend=daytona api_url={settings.api_url or '<SDK default>'}"
-            f" target={settings.target or '<SDK default>'}"
-        )
-    if settings.image:
-        base = f"image={settings.image}"
-    else:
-        base = f"snapshot={settings.snapshot or '<Daytona default>'}"
-    return f"daytona: {where} {base} reuse={'on' if settings.reuse else 'off'}"
 
 
 def missing_api_key_message(settings: Settings) -> str | None:

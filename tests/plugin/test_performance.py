@@ -33,3 +33,41 @@ def test_a_test_with_one_run_makes_three_requests(
     routes = server.stats()["by_route"]
     assert routes == {CREATE: 3, EXECUTE: 3, DELETE: 3, SWEEP: 1}
     assert settle(server) == {}
+
+
+NO_SANDBOX_TESTS = """
+import sys
+
+HEAVY = ("daytona", "daytona_api_client", "pydantic", "filelock", "aiohttp")
+
+
+def test_plain():
+    assert 1 + 1 == 2
+
+
+def test_nothing_heavy_was_imported():
+    assert [name for name in HEAVY if name in sys.modules] == []
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("--daytona-backend", "local"), ("-n", "1")])
+def test_a_run_without_sandbox_tests_imports_neither_sdk_nor_pydantic_nor_filelock(
+    pytester: pytest.Pytester, args: tuple[str, ...]
+) -> None:
+    """Under xdist the tests run (and look) in the worker; the controller, which collects
+    nothing, still validates the settings up front."""
+    pytester.makepyfile(NO_SANDBOX_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["daytona: backend=*"])
+
+
+def test_bad_settings_stop_a_run_that_uses_sandboxes_but_not_one_that_does_not(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_plain="def test_plain(): pass")
+    assert pytester.runpytest_subprocess("--daytona-timeout", "soon").ret == 0
+    pytester.makepyfile(test_uses="def test_uses(daytona_sandbox): pass")
+    result = pytester.runpytest_subprocess("--daytona-timeout", "soon")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*daytona_timeout = 'soon' (from --daytona-timeout)*"])

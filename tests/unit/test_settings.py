@@ -412,6 +412,7 @@ def test_options_and_ini_keys_are_registered(pytester: pytest.Pytester) -> None:
 
 
 def test_backend_option_only_takes_its_choices(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(daytona_sandbox): pass")  # settings checked when used
     result = pytester.runpytest("--daytona-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
