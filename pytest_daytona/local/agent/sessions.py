@@ -147,11 +147,9 @@ def logs(req: Request) -> tuple[dict[str, object], bytes]:
     with _lock:
         _follows[follow_id] = stop
     try:
-        with open(command.log_path, "rb") as fh:
+        with command.open_log() as fh:
             req.stream({"ready": True})
             _pour(req, fh, session, command, stop, bool(req.params.get("follow")))
-    except FileNotFoundError as exc:
-        raise OpError(404, f"not found: {exc}", "NOT_FOUND") from None
     finally:
         with _lock:
             _follows.pop(follow_id, None)
@@ -258,9 +256,8 @@ def entrypoint(req: Request) -> dict[str, object]:
         text = " ".join("'" + word.replace("'", "'\\''") + "'" for word in argv)
         idle = argv == IDLE_ENTRYPOINT
         session = _add(ENTRYPOINT, req.env(), None if idle else shell())
-        command = Command(session.dir, ENTRYPOINT_COMMAND, text, echo_input=False)
+        command = Command(session.dir, ENTRYPOINT_COMMAND, text, echo_input=False, idle=idle)
         if idle:
-            command.prepare()
             session.commands[command.id] = command
         else:
             session.start(command, run_async=True)

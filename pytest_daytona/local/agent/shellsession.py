@@ -11,6 +11,7 @@ prefix each line with ``\\x01\\x01\\x01`` or ``\\x02\\x02\\x02`` and append it t
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shlex
 import shutil
@@ -18,6 +19,7 @@ import signal
 import subprocess
 import threading
 import time
+from typing import BinaryIO
 from urllib.parse import quote
 
 from . import procs
@@ -81,10 +83,14 @@ def wrapper(directory: str, run_async: bool) -> str:
 class Command:
     """One command of a session and the files it leaves in its directory."""
 
-    def __init__(self, session_dir: str, command_id: str, command: str, echo_input: bool):
+    def __init__(
+        self, session_dir: str, command_id: str, command: str, echo_input: bool, idle: bool = False
+    ) -> None:
         self.id = command_id
         self.command = command
         self.echo_input = echo_input
+        #: A command with no process and no files, that never writes or ends.
+        self.idle = idle
         self.dir = os.path.join(session_dir, dir_name(command_id))
         self.exit_code: int | None = None
 
@@ -114,7 +120,7 @@ class Command:
 
     def finished(self) -> int | None:
         """The exit code once the command has ended, else None."""
-        if self.exit_code is None:
+        if self.exit_code is None and not self.idle:
             try:
                 with open(os.path.join(self.dir, "exit_code"), encoding="ascii") as fh:
                     text = fh.read().strip()
@@ -133,9 +139,15 @@ class Command:
 
     def log(self) -> bytes:
         """The log so far; the daemon's 404 when it is missing."""
+        with self.open_log() as fh:
+            return fh.read()
+
+    def open_log(self) -> BinaryIO:
+        """The log opened for reading; the daemon's 404 when it is missing."""
+        if self.idle:
+            return io.BytesIO()
         try:
-            with open(self.log_path, "rb") as fh:
-                return fh.read()
+            return open(self.log_path, "rb")
         except FileNotFoundError as exc:
             raise OpError(404, f"not found: {exc}", "NOT_FOUND") from None
 
@@ -151,8 +163,8 @@ class Command:
 class Session:
     """A shell of the sandbox that runs the session's commands one after another.
 
-    A session made with ``shell=False`` has no process (the default entrypoint, a
-    ``sleep infinity`` that never writes or ends, needs none).
+    A session made without a shell has no process and no files (the default entrypoint, a
+    ``sleep infinity`` that never writes or ends, needs neither).
     """
 
     def __init__(self, session_id: str, env: dict[str, str], shell: str | None) -> None:
@@ -162,9 +174,9 @@ class Session:
         self.deleted = False
         self.lock = threading.Lock()
         self.changed = threading.Condition()
-        os.makedirs(self.dir, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
         if shell is not None:
+            os.makedirs(self.dir, exist_ok=True)
             self.proc = procs.popen(
                 [shell],
                 stdin=subprocess.PIPE,
