@@ -127,8 +127,8 @@ class Runner:
         wrapped += ["--dev", "/dev", "--proc", "/proc"]
         for hidden in self._hidden:
             wrapped += ["--tmpfs", str(hidden)]
-        wrapped += ["--tmpfs", "/home"]
-        for path in _under_home(keep):
+        wrapped += ["--tmpfs", "/home", "--tmpfs", "/root"]
+        for path in _under_private(keep):
             wrapped += ["--ro-bind", path, path]
         wrapped += ["--bind", str(home), SANDBOX_HOME, "--bind", str(tmp), "/tmp"]
         if self._identity is not None:
@@ -157,7 +157,7 @@ def _root_view(mounts: list[tuple[Path, str]] | tuple[()]) -> list[str]:
     view = ["--tmpfs", "/"]
     for entry in sorted(os.listdir("/")):
         path = "/" + entry
-        if entry in ("proc", "dev", "home", "tmp"):
+        if entry in ("proc", "dev", "home", "root", "tmp"):
             continue
         if path in shadow:
             view += ["--dir", path]
@@ -177,7 +177,7 @@ def _root_view(mounts: list[tuple[Path, str]] | tuple[()]) -> list[str]:
     return view
 
 
-def _under_home(keep: tuple[str, ...]) -> list[str]:
-    """Paths the agent needs that the ``/home`` tmpfs would hide (most specific last)."""
+def _under_private(keep: tuple[str, ...]) -> list[str]:
+    """Paths the agent needs that the ``/home`` and ``/root`` tmpfs would hide."""
     needed = {*keep, sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
-    return sorted(p for p in needed if p == "/home" or p.startswith("/home/"))
+    return sorted(p for p in needed if p.startswith(("/home/", "/root/")))
