@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 
 import pytest
 from daytona import (
@@ -31,14 +30,6 @@ from pytest_daytona.local.agent.coderun import uses_matplotlib
 from .conftest import close_client, http_json
 
 MARKER = "dtn_artifact_k39fd2:"
-
-
-def _sandbox_python_has(module: str) -> bool:
-    python = shutil.which("python3")
-    if python is None:
-        return False
-    probe = subprocess.run([python, "-c", f"import {module}"], capture_output=True, check=False)
-    return probe.returncode == 0
 
 
 def test_code_run_answers_exit_code_and_combined_output(iso_sandbox: Sandbox) -> None:
@@ -122,8 +113,11 @@ def test_matplotlib_imports_are_recognised_outside_comments() -> None:
     assert not uses_matplotlib("print('matplotlib')")
 
 
-@pytest.mark.skipif(not _sandbox_python_has("matplotlib"), reason="matplotlib is not installed")
 def test_matplotlib_figures_come_back_as_charts(sandbox: Sandbox) -> None:
+    probe = sandbox.process.exec("python3 -c 'import matplotlib'")
+    assert probe.exit_code == 0, (
+        f"no matplotlib for the sandbox's python3 (.ci/run installs it): {probe}"
+    )
     code = (
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
         "plt.plot([0, 1, 2], [0, 1, 4], label='sq')\nplt.title('Squares')\nplt.show()\n"

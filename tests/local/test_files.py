@@ -330,10 +330,11 @@ def test_sandbox_view_is_reachable_but_host_read_only(iso_sandbox: Sandbox) -> N
     assert fs.search_files("/tmp", "t.txt").files == []
 
 
-def test_unreadable_directory_is_access_denied(iso_sandbox: Sandbox) -> None:
-    if not _isolated(iso_sandbox) and os.getuid() == 0:
-        pytest.skip("without bubblewrap the agent runs as this (root) process: nothing is denied")
-    fs = iso_sandbox.fs
+def test_unreadable_directory_is_access_denied(sandbox: Sandbox) -> None:
+    """Under bubblewrap (the sandbox user is not root); without it the agent runs as the
+    server's user, which is root in CI, so nothing could be denied."""
+    assert _isolated(sandbox), "bubblewrap is installed here and in CI"
+    fs = sandbox.fs
     fs.upload_file(b"s", "locked/secret.txt")
     fs.set_file_permissions("locked", mode="000")
     try:

@@ -42,7 +42,15 @@ def _plain(value: Any) -> Any:
 def _ticks(axis: Any, ticks: Any) -> tuple[list[Any], str | None]:
     mdates = importlib.import_module("matplotlib.dates")
 
-    if isinstance(axis.get_converter(), mdates._SwitchableDateConverter):
+    # get_converter() since matplotlib 3.10; the attribute before.
+    getter = getattr(axis, "get_converter", None)
+    converter = getter() if getter is not None else getattr(axis, "converter", None)
+    date_converters = tuple(
+        getattr(mdates, name)
+        for name in ("_SwitchableDateConverter", "DateConverter", "ConciseDateConverter")
+        if hasattr(mdates, name)
+    )
+    if isinstance(converter, date_converters):
         return [mdates.num2date(t).isoformat() for t in ticks], "datetime"
     try:
         return [float(t) for t in ticks], None
