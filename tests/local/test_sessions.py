@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import pytest
 from daytona import (
@@ -131,6 +133,22 @@ def wait_for_exit(sandbox: Sandbox, session: str, command_id: str) -> int | None
     return sandbox.process.get_session_command(session, command_id).exit_code
 
 
+def follow_until(follow: Callable[..., Awaitable[None]], text: str) -> str:
+    """Follow logs with `follow(on_stdout, on_stderr)` until `text` shows on stdout."""
+    seen: list[str] = []
+
+    async def on_stdout(chunk: str) -> None:
+        if text in "".join(seen):
+            return  # the SDK hands what it buffered over once more as it unwinds
+        seen.append(chunk)
+        if text in "".join(seen):
+            raise asyncio.CancelledError  # stop reading: the command goes on
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(follow(on_stdout, lambda _: None))
+    return "".join(seen)
+
+
 def test_following_logs_streams_while_the_command_runs(iso_sandbox: Sandbox) -> None:
     process = iso_sandbox.process
     process.create_session("s")
@@ -166,9 +184,11 @@ def test_following_an_unknown_command_fails_before_the_upgrade(iso_sandbox: Sand
 
 def test_delete_ends_every_process_of_the_session(iso_sandbox: Sandbox) -> None:
     marker = str(700000 + uuid.uuid4().int % 99999)
-    iso_sandbox.process.create_session("s")
-    run(iso_sandbox, "s", f"sleep {marker}", run_async=True)
+    process = iso_sandbox.process
+    process.create_session("s")
+    sleeper = run(iso_sandbox, "s", f"echo up; sleep {marker}", run_async=True)
     run(iso_sandbox, "s", "touch never", run_async=True)  # queued behind the sleep
+    follow_until(partial(process.get_session_command_logs_async, "s", sleeper.cmd_id), "up")
     assert processes_mentioning(f"sleep {marker}")
     iso_sandbox.process.delete_session("s")
     assert not processes_mentioning(f"sleep {marker}")
@@ -212,18 +232,7 @@ def test_snapshot_entrypoint_runs_in_the_entrypoint_session(client: Daytona) -> 
     sandbox = client.create(CreateSandboxFromSnapshotParams(snapshot="ep"))
     command = sandbox.process.get_entrypoint_session().commands[0]
     assert command.command == f"'sh' '-c' '{script}'" and command.exit_code is None
-    chunks: list[str] = []
-
-    async def follow() -> None:
-        async def on_stdout(text: str) -> None:
-            chunks.append(text)
-            if "booted" in "".join(chunks):
-                raise asyncio.CancelledError  # the entrypoint never ends: stop reading
-
-        await sandbox.process.get_entrypoint_logs_async(on_stdout, lambda _: None)
-
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(follow())
+    assert follow_until(sandbox.process.get_entrypoint_logs_async, "booted") == "booted\n"
     logs = sandbox.process.get_entrypoint_logs()
     assert (logs.stdout, logs.stderr) == ("booted\n", "warn\n")
 
@@ -231,7 +240,9 @@ def test_snapshot_entrypoint_runs_in_the_entrypoint_session(client: Daytona) -> 
 def test_stop_ends_sessions(server: LocalServer, sandbox: Sandbox) -> None:
     marker = str(800000 + uuid.uuid4().int % 99999)
     sandbox.process.create_session("s")
-    run(sandbox, "s", f"sleep {marker}", run_async=True)
+    sleeper = run(sandbox, "s", f"echo up; sleep {marker}", run_async=True)
+    follow_until(partial(sandbox.process.get_session_command_logs_async, "s", sleeper.cmd_id), "up")
+    assert processes_mentioning(f"sleep {marker}")
     sandbox.stop()
     assert not processes_mentioning(f"sleep {marker}")
     sandbox.start()

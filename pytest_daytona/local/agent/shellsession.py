@@ -255,15 +255,16 @@ class Session:
                 for child in tree:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(child, sig)
-                if self._ended(GRACE if sig == signal.SIGTERM else 1.0):
+                if self._ended(tree, GRACE if sig == signal.SIGTERM else 1.0):
                     break
             procs.forget(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _ended(self, timeout: float) -> bool:
+    def _ended(self, tree: list[int], timeout: float) -> bool:
+        """Wait until the shell and every process of `tree` are gone (zombies count)."""
         assert self.proc is not None
         deadline = time.monotonic() + timeout
-        while self.proc.poll() is None:
+        while self.proc.poll() is None or any(_running(pid) for pid in tree):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
@@ -275,3 +276,12 @@ def procs_exit_code(returncode: int | None) -> int:
     if returncode is None:
         return -1
     return returncode if returncode >= 0 else 128 - returncode
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] != b"Z"
