@@ -29,6 +29,11 @@ from .runner import Runner
 log = logging.getLogger(__name__)
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+#: Where the package is bound read-only inside an isolated sandbox: wherever it is installed
+#: (a venv under /tmp or /home, which the sandbox does not see), the agent finds it here.
+_AGENT_ROOT = "/.daytona-agent"
+#: The interpreter itself, not a venv's link to it (the agent needs the standard library only).
+_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from pytest_daytona.local.agent.main import main; main(int(sys.argv[2]))"
@@ -195,13 +200,16 @@ class Agents:
     ) -> Agent:
         ours, theirs = socket.socketpair()
         try:
+            isolated = self.runner.isolated
+            root = _AGENT_ROOT if isolated else _PACKAGE_ROOT
+            package = (Path(_PACKAGE_ROOT) / "pytest_daytona", f"{_AGENT_ROOT}/pytest_daytona")
             argv = self.runner.launch_argv(
-                [sys.executable, "-I", "-S", "-c", _BOOT, _PACKAGE_ROOT, str(theirs.fileno())],
+                [_PYTHON, "-I", "-S", "-c", _BOOT, root, str(theirs.fileno())],
                 home=home,
                 tmp=tmp,
                 mounts=mounts,
-                files=files,
-                keep=(_PACKAGE_ROOT,),
+                files=[*(files or []), package],
+                keep=(os.path.dirname(_PYTHON),),
             )
         except ValueError as exc:
             ours.close()

@@ -179,5 +179,5 @@ def _root_view(mounts: list[tuple[Path, str]] | tuple[()]) -> list[str]:
 
 def _under_private(keep: tuple[str, ...]) -> list[str]:
     """Paths the agent needs that the ``/home`` and ``/root`` tmpfs would hide."""
-    needed = {*keep, sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable))}
+    needed = {*keep, sys.base_prefix}
     return sorted(p for p in needed if p.startswith(("/home/", "/root/")))
