@@ -65,7 +65,7 @@ def _backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
 
 @pytest.fixture
 def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
-    """A fresh Daytona sandbox for this test, deleted when the test ends.
+    """A fresh Daytona sandbox for this test, deleted (in the background) when the test ends.
 
     Settings come from ``@pytest.mark.daytona(...)`` on the test (or its class/module), then
     ``--daytona-*`` options, env vars and ``daytona_*`` ini keys. Commands run in
@@ -74,11 +74,11 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     session = sandbox_session(request.config)
     _, settings = _item_settings(request)
     with _backend_errors_fail_the_test(request.config):
-        sandbox = session.acquire(settings)
+        sandbox = session.acquire(settings, ahead=True)
     try:
         yield sandbox
     finally:
-        session.release(sandbox.id)
+        session.release_later(sandbox.id)
 
 
 @pytest.fixture(scope="session")
@@ -123,4 +123,4 @@ def daytona_sandbox_factory(
         yield make
     finally:
         for sandbox_id in reversed(made):
-            session.release(sandbox_id)
+            session.release_later(sandbox_id)

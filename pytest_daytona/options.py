@@ -13,7 +13,7 @@ IniType = Literal["string", "bool", "linelist"]
 
 #: Fields that hold one value for the whole run: a marker may not set them.
 RUN_WIDE = frozenset(
-    {"api_key", "api_url", "backend", "reuse", "reuse_key", "fresh", "lock_timeout"}
+    {"api_key", "api_url", "backend", "reuse", "reuse_key", "fresh", "lock_timeout", "prewarm"}
 )
 #: Fields whose CLI/ini values are KEY=VALUE entries merged into a dict.
 DICT_FIELDS = frozenset({"env", "labels"})
@@ -148,6 +148,14 @@ _SPECS = (
         "Seconds a worker waits for another to set up the shared session sandbox (default 600).",
         "pass a number of seconds greater than 0",
         metavar="SECONDS",
+    ),
+    FieldSpec(
+        "prewarm",
+        "Sandboxes each process creates ahead of the tests about to take one (default 4; "
+        "never more than those tests need; 0: create each when its test starts).",
+        "pass a whole number from 0 to 64",
+        env_var="PYTEST_DAYTONA_PREWARM",
+        metavar="N",
     ),
     FieldSpec(
         "backend",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -35,7 +37,12 @@ __all__ = [
 #: `pytest --daytona-cleanup` (its options and the command) lives in its own plugin module.
 pytest_plugins = ["pytest_daytona.cleanup_options"]
 
+if TYPE_CHECKING:
+    from .prewarm import Need, Upcoming  # noqa: F401 (Upcoming: in a string)
+    from .settings import Settings
+
 SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
+UPCOMING_KEY = pytest.StashKey["Upcoming"]()
 MARKER_HELP = (
     "daytona(**settings): settings for this test's Daytona sandboxes, e.g. "
     "daytona(snapshot='my-snap', env={'A': '1'}, cpu=2); same names as the daytona_* ini keys"
@@ -97,6 +104,55 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.stash[ITEM_SETTINGS_KEY] = (kwargs, settings)
     if problems:
         raise pytest.UsageError(str(SettingsError(problems)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start creating the first tests' sandboxes ahead of need (``prewarm``)."""
+    sandbox_session = session.config.stash.get(SESSION_KEY, None)
+    if sandbox_session is None or session.config.option.collectonly:
+        return
+    if sandbox_session.settings.prewarm > 0:
+        from .prewarm import Upcoming
+
+        upcoming = Upcoming(session.items, partial(_need, sandbox_session.settings))
+        session.config.stash[UPCOMING_KEY] = upcoming
+        _plan(session.config, None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Before a test: tell the pool which sandboxes this test and the next ones take. After
+    it: once the run is to stop (``-x``, ``--maxfail``), make nothing more ahead."""
+    _plan(item.config, item)
+    try:
+        return (yield)
+    finally:
+        if item.session.shouldfail or item.session.shouldstop:
+            sandbox_session = item.config.stash.get(SESSION_KEY, None)
+            if sandbox_session is not None and sandbox_session.pool is not None:
+                sandbox_session.pool.halt()
+
+
+def _plan(config: pytest.Config, item: pytest.Item | None) -> None:
+    upcoming = config.stash.get(UPCOMING_KEY, None)
+    sandbox_session = config.stash.get(SESSION_KEY, None)
+    if upcoming is None or sandbox_session is None:
+        return
+    from .prewarm import WINDOW_PER_DEPTH, worker_queue
+
+    limit = WINDOW_PER_DEPTH * sandbox_session.settings.prewarm + 16
+    sandbox_session.plan_ahead(upcoming.after(item, worker_queue(config), limit))
+
+
+def _need(default: Settings, item: pytest.Item) -> Need | None:
+    """The sandbox `item` takes through ``daytona_sandbox`` (None: none)."""
+    if "daytona_sandbox" not in getattr(item, "fixturenames", ()):
+        return None
+    from .prewarm import pool_key
+
+    stashed = item.stash.get(ITEM_SETTINGS_KEY, None)
+    settings = stashed[1] if stashed is not None else default
+    return pool_key(settings), settings
 
 
 def pytest_report_header(config: pytest.Config) -> str:

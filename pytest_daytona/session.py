@@ -15,7 +15,7 @@ import atexit
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -26,11 +26,15 @@ from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
 from .errors import BackendError, CoordinationError
 from .lease import Api, LeaseRecord, Scope
+from .prewarm import Need, Pool, pool_key
 from .sandbox import DaytonaSandbox, Workspace
 from .settings import Settings
 from .strays import Strays
 
 T = TypeVar("T")
+
+#: Deletes a process runs at once in the background (teardowns do not wait for them).
+MAX_RELEASES = 8
 
 if TYPE_CHECKING:
     from _pytest.cacheprovider import Cache
@@ -84,6 +88,9 @@ class SandboxSession:
         self.failures: dict[str, ReleaseFailure] = {}
         self._extra_labels = ci_labels(os.environ)
         self._held: dict[str, Held] = {}
+        self._releasing: dict[str, Future[None]] = {}
+        self.pool: Pool | None = None
+        self._release_pool: ThreadPoolExecutor | None = None
         self._session_sdk: Sandbox | None = None  # when this process made or joined it
         self._lock = threading.Lock()
         self._closed = False
@@ -156,20 +163,47 @@ class SandboxSession:
 
     # -- sandboxes of this process ----------------------------------------------------------
 
-    def acquire(self, settings: Settings) -> DaytonaSandbox:
-        """Create a function-scoped sandbox for `settings`. Its workspace is made by the first
+    def acquire(self, settings: Settings, *, ahead: bool = False) -> DaytonaSandbox:
+        """A function-scoped sandbox for `settings`: with `ahead`, one the pool made ahead
+        of need if there is one, else a new one. Its workspace is made by the first
         command's script, or through the API when its path is needed before that."""
         api = self._api()
-        labels = self._labels(settings, "function")
-        sdk = lease.acquire(api, settings, labels, self._name, strays=self.strays)
-        record = self._record(sdk, settings, "function", "")
-        with self._lock:
-            self._held[sdk.id] = Held(record, sdk, settings)
-        self.run_dir.add_lease(record)
+        sdk = None
+        if ahead and self.pool is not None:
+            sdk = self.pool.take(pool_key(settings), settings.timeout + settings.retry_budget)
+        if sdk is None:
+            sdk = self._create(settings)
         workspace = Workspace(
             settings.workspace, partial(lease.realize_workspace, api, sdk, settings)
         )
         return self._handle(api, sdk, workspace, settings)
+
+    def _create(self, settings: Settings, *, retry_budget: float | None = None) -> Sandbox:
+        """Create a function-scoped sandbox and record its lease."""
+        api = self._api()
+        labels = self._labels(settings, "function")
+        made_with = settings
+        if retry_budget is not None:
+            made_with = settings.model_copy(update={"retry_budget": retry_budget})
+        sdk = lease.acquire(api, made_with, labels, self._name, strays=self.strays)
+        record = self._record(sdk, settings, "function", "")
+        with self._lock:
+            self._held[sdk.id] = Held(record, sdk, settings)
+        self.run_dir.add_lease(record)
+        return sdk
+
+    def plan_ahead(self, upcoming: list[Need]) -> None:
+        """Tell the pool which sandboxes the next tests take (see `prewarm`)."""
+        if self.settings.prewarm <= 0 or self._closed:
+            return
+        if self.pool is None:
+            self.pool = Pool(
+                # made ahead: a 429 or quota shrinks the pool at once instead of being retried
+                partial(self._create, retry_budget=0.0),
+                lambda sdk: self.release_later(sdk.id),
+                self.settings.prewarm,
+            )
+        self.pool.plan(upcoming)
 
     def release(self, sandbox_id: str, *, final: bool = False) -> None:
         """Delete a sandbox this process acquired. Its record is dropped only once the delete
@@ -190,10 +224,55 @@ class SandboxSession:
             self._held.pop(sandbox_id, None)
         self.run_dir.remove_lease(sandbox_id)
 
+    def release_later(self, sandbox_id: str) -> None:
+        """Start deleting a sandbox this process acquired, in the background: a teardown does
+        not wait for it. `release_held` waits for every such delete."""
+        with self._lock:
+            if sandbox_id not in self._held or sandbox_id in self._releasing:
+                return
+            if self._closed:
+                return  # `close` released what was held
+            if self._release_pool is None:
+                self._release_pool = ThreadPoolExecutor(
+                    MAX_RELEASES, thread_name_prefix="pytest-daytona-release"
+                )
+            self._releasing[sandbox_id] = self._release_pool.submit(
+                self._release_in_background, sandbox_id
+            )
+
+    def _release_in_background(self, sandbox_id: str) -> None:
+        try:
+            self.release(sandbox_id)
+        finally:
+            with self._lock:
+                self._releasing.pop(sandbox_id, None)
+
+    def wait_for_releases(self) -> None:
+        """Wait for the background deletes (at most one call's deadline and retry budget);
+        one still running then is reported as left behind."""
+        with self._lock:
+            pending = dict(self._releasing)
+        if not pending:
+            return
+        limit = self.settings.timeout + self.settings.retry_budget + 1.0
+        _, late = wait(pending.values(), timeout=limit)
+        for sandbox_id, future in pending.items():
+            if future in late:
+                name = self._held[sandbox_id].record.name if sandbox_id in self._held else ""
+                self._failed(
+                    sandbox_id, name, BackendError(f"delete still running after {limit:g}s")
+                )
+
     def release_held(self) -> None:
-        """Release every sandbox this process still holds (a teardown that never ran or
-        failed), concurrently, each within its deadline."""
-        ids = [record.sandbox_id for record in self.records]
+        """Wait for the background deletes, then release every sandbox this process still
+        holds (a teardown that never ran, a delete that failed, a sandbox made ahead that no
+        test took), concurrently, each within its deadline."""
+        if self.pool is not None:
+            self.pool.stop(self.settings.timeout + 1.0)  # creates under way end up held
+        self.wait_for_releases()
+        with self._lock:
+            busy = set(self._releasing)
+        ids = [record.sandbox_id for record in self.records if record.sandbox_id not in busy]
         if len(ids) <= 1:
             for sandbox_id in ids:
                 self.release(sandbox_id, final=True)
@@ -357,5 +436,9 @@ class SandboxSession:
         try:
             self.release_held()
         finally:
-            self._closed = True
+            with self._lock:
+                self._closed = True
+                pool, self._release_pool = self._release_pool, None
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             self.backend.close()

@@ -32,8 +32,10 @@ ReuseKey = Annotated[
 
 _INT_FIELDS = (
     *("ttl", "cpu", "memory", "disk", "gpu"),
-    *("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"),
+    *("auto_stop_interval", "auto_archive_interval", "auto_delete_interval", "prewarm"),
 )
+#: Default of the ``prewarm`` setting (see README, "Performance").
+DEFAULT_PREWARM = 4
 CONFLICT = "cannot be combined with snapshot"
 _SIGNATURE_FIELDS = (
     *("image", "snapshot", "language", "target", "cpu", "memory", "disk", "gpu"),
@@ -70,6 +72,7 @@ class Settings(BaseModel):
     reuse_key: ReuseKey | None = None
     fresh: bool = False
     lock_timeout: float = Field(default=600.0, gt=0, le=86400, allow_inf_nan=False)
+    prewarm: int = Field(default=DEFAULT_PREWARM, ge=0, le=64)
     backend: Literal["daytona", "local"] = "daytona"
     workspace: str = "pytest-workspace"
     labels: dict[LabelKey, str] = Field(default_factory=dict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,9 +19,11 @@ RunInner = Callable[..., pytest.RunResult]
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Inner runs see only the settings a test gives them."""
+    """Inner runs see only the settings a test gives them; no sandbox is made ahead of need
+    (exact create counts) unless a test asks, or PYTEST_DAYTONA_TEST_PREWARM says how many."""
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PYTEST_DAYTONA_PREWARM", os.environ.get("PYTEST_DAYTONA_TEST_PREWARM", "0"))
 
 
 @pytest.fixture

@@ -71,3 +71,47 @@ def test_bad_settings_stop_a_run_that_uses_sandboxes_but_not_one_that_does_not(
     result = pytester.runpytest_subprocess("--daytona-timeout", "soon")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*daytona_timeout = 'soon' (from --daytona-timeout)*"])
+
+
+#: Inner-test code reading the outer server's counters (its URL in SERVER_URL_FOR_TEST).
+SERVER_STATS = """
+import json, os, urllib.request
+
+def server_stats():
+    url = os.environ["SERVER_URL_FOR_TEST"] + "/_local/stats"
+    request = urllib.request.Request(
+        url, headers={"Authorization": "Bearer " + os.environ["DAYTONA_API_KEY"]}
+    )
+    with urllib.request.urlopen(request) as answer:
+        return json.load(answer)
+"""
+
+LIVE_DURING_NEXT_TEST = (
+    SERVER_STATS
+    + """
+def live():
+    return server_stats()["live"]
+
+def test_first(daytona_sandbox):
+    pass
+
+def test_second_starts_while_the_first_is_being_deleted(daytona_sandbox):
+    assert live() == 2
+"""
+)
+
+
+def test_teardown_does_not_wait_for_the_delete_and_the_run_end_does(
+    pytester: pytest.Pytester,
+    run_inner: RunInner,
+    server: LocalServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A delete held up 5 s by the server is still in flight when the next test runs; the
+    end of the run waits for it, so nothing is left."""
+    server.set_latency(DELETE, 5)
+    monkeypatch.setenv("SERVER_URL_FOR_TEST", server.api_url)
+    pytester.makepyfile(LIVE_DURING_NEXT_TEST)
+    run_inner("--daytona-prewarm", "0").assert_outcomes(passed=2)
+    assert server.stats()["by_route"][DELETE] == 2
+    assert settle(server) == {}
