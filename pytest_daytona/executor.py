@@ -17,7 +17,6 @@ The I/O side calls, per command::
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 import re
@@ -28,7 +27,7 @@ from .results import CommandError, ExecResult
 
 __all__ = ["CommandError", "ExecResult"]
 
-#: Longest `toolbox_command` accepted: one argv string may not exceed 128 KiB on Linux.
+#: Longest `toolbox_command` accepted: the script is one argv string, at most 128 KiB on Linux.
 MAX_TOOLBOX_COMMAND = 120_000
 #: Seconds between the TERM at a command's deadline and the KILL of what is left of it.
 KILL_GRACE = 1
@@ -188,7 +187,7 @@ def build_script(
         *_fill(_LAUNCH if timeout is None else _DEADLINE, timeout or 0, stdin),
         f"printf '\\n%s%s%s%s\\n' {shell_quote(delimiter[:half])} {shell_quote(delimiter[half:])}"
         ' "$__pd_end" "$__pd_where"',
-        'cat "$__pd_tmp.err" 2>/dev/null',
+        'if [ -s "$__pd_tmp.err" ]; then cat "$__pd_tmp.err"; fi 2>/dev/null',
         'exit "$__pd_rc"',
     ]
     return "\n".join(lines) + "\n"
@@ -239,13 +238,13 @@ def backstop_timeout(timeout: float) -> int:
 
 
 def toolbox_command(script: str) -> str:
-    """One command line that runs `script` with ``sh`` wherever the toolbox hands it.
+    """One command line that runs `script` with ``sh`` where the toolbox hands it to a shell
+    (today's daemon pipes it to zsh, bash or sh on stdin; ``sh -c`` works too).
 
-    The script travels base64-encoded, so it survives a toolbox that runs the command with
-    zsh, bash or sh as well as one that only splits it into words at spaces and quotes.
+    The shell replaces itself with ``sh`` (``exec``: no extra process) and the script travels
+    as one single-quoted argument, so it must fit in one argv string (128 KiB on Linux).
     """
-    encoded = base64.b64encode(script.encode()).decode("ascii")
-    line = f"sh -c 'eval \"$(echo {encoded} | base64 -d)\"'"
+    line = f"exec sh -c {shell_quote(script)}"
     if len(line) > MAX_TOOLBOX_COMMAND:
         raise ValueError(
             f"the command script is {len(script)} characters; pass large data as stdin or a file"

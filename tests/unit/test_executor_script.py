@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -683,3 +684,28 @@ def test_a_timed_out_result_has_no_exit_code() -> None:
         "half",
         False,
     )
+
+
+@pytest.mark.skipif(not shutil.which("strace") or not shutil.which("bash"), reason="no strace")
+def test_the_wrapper_of_true_starts_four_programs(box: Box) -> None:
+    """Piped to bash as the daemon does: ``sh`` replaces bash, ``timeout`` runs the child
+    ``sh``, ``rm`` removes the temp files; no ``cat`` without stderr, no base64 layer."""
+    delimiter = new_delimiter()
+    line = toolbox_command(build_script("true", delimiter=delimiter, timeout=30))
+    trace = box.tmp / "trace"
+    subprocess.run(
+        ["strace", "-f", "-qq", "-e", "trace=execve", "-o", str(trace), "bash"],
+        input=line.encode() + b"\n",
+        capture_output=True,
+        env=box.env(),
+        check=True,
+    )
+    started = [
+        found.group(1).rsplit("/", 1)[-1]
+        for found in re.finditer(r'execve\("([^"]+)"[^\n]*', trace.read_text())
+        if "= -1" not in found.group(0)
+    ]
+    trace.unlink()
+    wrapper_programs = ("sh", "timeout", "rm", "cat", "base64", "sleep")  # not the profiles'
+    own = [name for name in started if name in wrapper_programs]
+    assert sorted(own) == ["rm", "sh", "sh", "timeout"], started
