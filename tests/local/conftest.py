@@ -6,6 +6,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -37,13 +38,27 @@ def isolation(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def require_bwrap() -> None:
-    """Fail under CI (which installs bubblewrap), skip elsewhere, when bwrap cannot run."""
-    if not _bwrap_usable():
-        message = "bubblewrap (bwrap) is not installed or not working: apt-get install bubblewrap"
+def require(available: bool, message: str) -> None:
+    """Fail under CI (whose .ci/run installs every tool the tests use), skip elsewhere (the
+    quick start's machine may have only Python), when a tool is missing."""
+    if not available:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+def require_bwrap() -> None:
+    """Require a working bubblewrap (see `require`)."""
+    require(
+        _bwrap_usable(),
+        "bubblewrap (bwrap) is not installed or not working: apt-get install bubblewrap",
+    )
+
+
+@pytest.fixture
+def needs_git() -> None:
+    """Require git on this machine: sandboxes run this machine's userland."""
+    require(shutil.which("git") is not None, "git is not installed: apt-get install git")
 
 
 @pytest.fixture

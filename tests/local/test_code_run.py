@@ -27,7 +27,7 @@ from daytona_toolbox_api_client.exceptions import ApiException
 from pytest_daytona.local import LocalServer
 from pytest_daytona.local.agent.coderun import uses_matplotlib
 
-from .conftest import close_client, http_json
+from .conftest import close_client, http_json, require
 
 MARKER = "dtn_artifact_k39fd2:"
 
@@ -115,9 +115,7 @@ def test_matplotlib_imports_are_recognised_outside_comments() -> None:
 
 def test_matplotlib_figures_come_back_as_charts(sandbox: Sandbox) -> None:
     probe = sandbox.process.exec("python3 -c 'import matplotlib'")
-    assert probe.exit_code == 0, (
-        f"no matplotlib for the sandbox's python3 (.ci/run installs it): {probe}"
-    )
+    require(probe.exit_code == 0, "no matplotlib for python3: apt-get install python3-matplotlib")
     code = (
         "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
         "plt.plot([0, 1, 2], [0, 1, 4], label='sq')\nplt.title('Squares')\nplt.show()\n"
@@ -131,8 +129,8 @@ def test_matplotlib_figures_come_back_as_charts(sandbox: Sandbox) -> None:
     assert chart.png
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_javascript_sandbox_runs_code_with_node(iso_server: LocalServer) -> None:
+    require(shutil.which("node") is not None, "node is not installed: apt-get install nodejs")
     daytona = Daytona(DaytonaConfig(api_key=iso_server.token, api_url=iso_server.api_url))
     try:
         sandbox = daytona.create(CreateSandboxFromSnapshotParams(language="javascript"))
@@ -147,8 +145,8 @@ def test_javascript_sandbox_runs_code_with_node(iso_server: LocalServer) -> None
     assert response.result == "[ 'a', 'b' ] given\n"
 
 
-@pytest.mark.skipif(shutil.which("npx") is None, reason="npm is not installed")
 def test_typescript_sandbox_runs_ts_node_or_answers_npms_failure(client: Daytona) -> None:
+    require(shutil.which("npx") is not None, "npx is not installed: install npm")
     sandbox = client.create(CreateSandboxFromSnapshotParams(language="typescript"))
     response = sandbox.process.code_run("const n: number = 6 * 7;\nconsole.log(n);")
     if response.exit_code == 0:

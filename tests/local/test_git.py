@@ -35,6 +35,9 @@ SEED = (
 )
 
 
+pytestmark = pytest.mark.usefixtures("needs_git")
+
+
 @dataclass
 class Origin:
     """The sandbox's bare origin: its path and the commit its ``main`` is at."""

@@ -24,6 +24,9 @@ USER = "tester"
 PASSWORD = "s3cret-pd-7f1c0a"  # unique enough to grep for
 
 
+pytestmark = pytest.mark.usefixtures("needs_git")
+
+
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[GitHttpServer]:
     root = tmp_path / "served"

@@ -7,6 +7,8 @@ from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaError, Sand
 
 from pytest_daytona.local import LocalServer
 
+from .conftest import require_bwrap
+
 
 def test_latest_metrics_come_from_the_sandboxs_processes(sandbox: Sandbox) -> None:
     idle = sandbox.get_metrics_latest()
@@ -36,7 +38,7 @@ def test_metrics_history_holds_the_readings_taken(sandbox: Sandbox) -> None:
 def test_a_volume_is_one_directory_shared_by_the_sandboxes_mounting_it(
     server: LocalServer, client: Daytona, mount_path: str
 ) -> None:
-    assert server.isolated, "bubblewrap is installed here and in CI"
+    require_bwrap()
     volume = client.volume.get("pd-shared", create=True)
     params = CreateSandboxFromSnapshotParams(
         volumes=[VolumeMount(volume_id=volume.id, mount_path=mount_path)]

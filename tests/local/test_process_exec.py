@@ -22,7 +22,7 @@ from daytona import (
 
 from pytest_daytona.local import LocalServer
 
-from .conftest import close_client, processes_mentioning
+from .conftest import close_client, processes_mentioning, require_bwrap
 
 SHELL_CASES = [
     ("echo a; exit 7", 7, "a\n"),
@@ -71,7 +71,7 @@ def test_exec_in_a_missing_cwd_answers_minus_one(iso_sandbox: Sandbox) -> None:
 def test_sandbox_runs_as_daytona_in_its_own_namespaces(
     server: LocalServer, sandbox: Sandbox
 ) -> None:
-    assert server.isolated, "bubblewrap is installed here and in CI"
+    require_bwrap()
     script = "whoami; id -u; echo $HOME; pwd; echo $$ > /dev/null; ps -e -o pid= | wc -l"
     lines = sandbox.process.exec(script).result.split()
     assert lines[:4] == ["daytona", "1000", "/home/daytona", "/home/daytona"]
