@@ -66,9 +66,17 @@ class Reply:
 class Agent:
     """One running agent: its process and the calls in flight on its socket."""
 
-    def __init__(self, sandbox_id: str, proc: subprocess.Popen[bytes], sock: socket.socket):
+    def __init__(
+        self,
+        sandbox_id: str,
+        proc: subprocess.Popen[bytes],
+        sock: socket.socket,
+        *,
+        isolated: bool,
+    ) -> None:
         self.sandbox_id = sandbox_id
         self.proc = proc
+        self._isolated = isolated
         self._sock = sock
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Queue[tuple[dict[str, Any], bytes] | None]] = {}
@@ -155,8 +163,6 @@ class Agent:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
 
-    _isolated = False
-
 
 class Agents:
     """The agents of all started sandboxes of one server."""
@@ -230,8 +236,7 @@ class Agents:
             raise ApiError(500, f"sandbox {sandbox_id}: agent did not start: {exc}") from None
         finally:
             theirs.close()
-        agent = Agent(sandbox_id, proc, ours)
-        agent._isolated = self.runner.isolated
+        agent = Agent(sandbox_id, proc, ours, isolated=self.runner.isolated)
         await agent.connect()
         old = self._agents.pop(sandbox_id, None)
         if old is not None:
