@@ -151,7 +151,7 @@ _SPECS = (
     ),
     FieldSpec(
         "prewarm",
-        "Sandboxes each process creates ahead of the tests about to take one (default 4; "
+        "Sandboxes each process creates ahead of the tests about to take one (default 8; "
         "never more than those tests need; 0: create each when its test starts).",
         "pass a whole number from 0 to 64",
         env_var="PYTEST_DAYTONA_PREWARM",

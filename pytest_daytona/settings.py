@@ -35,7 +35,7 @@ _INT_FIELDS = (
     *("auto_stop_interval", "auto_archive_interval", "auto_delete_interval", "prewarm"),
 )
 #: Default of the ``prewarm`` setting (see README, "Performance").
-DEFAULT_PREWARM = 4
+DEFAULT_PREWARM = 8
 CONFLICT = "cannot be combined with snapshot"
 _SIGNATURE_FIELDS = (
     *("image", "snapshot", "language", "target", "cpu", "memory", "disk", "gpu"),
