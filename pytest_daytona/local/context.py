@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from aiohttp import MultipartReader, StreamReader, web
 from pydantic import BaseModel, ValidationError
 
-from .agents import Agent, Agents
+from .agents import Agent, AgentGone, Agents
 from .control import Control
 from .entrypoint import ensure_entrypoint
 from .errors import ApiError
@@ -103,8 +103,11 @@ class LocalContext:
 def _settled(tasks: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
     def done(task: asyncio.Task[Any]) -> None:
         tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("sandbox agent: %s", task.exception())
+        if task.cancelled() or task.exception() is None:
+            return
+        # The sandbox stopped (or the server did) while its agent was starting: expected.
+        level = logging.DEBUG if isinstance(task.exception(), AgentGone) else logging.WARNING
+        log.log(level, "sandbox agent: %s", task.exception())
 
     return done
 
