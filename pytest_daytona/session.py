@@ -15,7 +15,7 @@ import atexit
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
@@ -27,14 +27,12 @@ from .coordination import RunDir, ci_labels
 from .errors import BackendError, CoordinationError
 from .lease import Api, LeaseRecord, Scope
 from .prewarm import Need, Pool, pool_key
+from .releases import BackgroundDeletes, ReleaseFailure
 from .sandbox import DaytonaSandbox, Workspace
 from .settings import Settings
 from .strays import Strays
 
 T = TypeVar("T")
-
-#: Deletes a process runs at once in the background (teardowns do not wait for them).
-MAX_RELEASES = 8
 
 if TYPE_CHECKING:
     from _pytest.cacheprovider import Cache
@@ -48,15 +46,6 @@ class Held:
     record: LeaseRecord
     sdk: Sandbox
     settings: Settings
-
-
-@dataclass(frozen=True)
-class ReleaseFailure:
-    """A sandbox that could not be released: it may be left behind."""
-
-    sandbox_id: str
-    name: str
-    reason: str
 
 
 def reuse_cache_key(reuse_key: str) -> str:
@@ -88,9 +77,8 @@ class SandboxSession:
         self.failures: dict[str, ReleaseFailure] = {}
         self._extra_labels = ci_labels(os.environ)
         self._held: dict[str, Held] = {}
-        self._releasing: dict[str, Future[None]] = {}
         self.pool: Pool | None = None
-        self._release_pool: ThreadPoolExecutor | None = None
+        self._deletes = BackgroundDeletes(self.release)
         self._session_sdk: Sandbox | None = None  # when this process made or joined it
         self._lock = threading.Lock()
         self._closed = False
@@ -228,40 +216,19 @@ class SandboxSession:
         """Start deleting a sandbox this process acquired, in the background: a teardown does
         not wait for it. `release_held` waits for every such delete."""
         with self._lock:
-            if sandbox_id not in self._held or sandbox_id in self._releasing:
-                return
-            if self._closed:
-                return  # `close` released what was held
-            if self._release_pool is None:
-                self._release_pool = ThreadPoolExecutor(
-                    MAX_RELEASES, thread_name_prefix="pytest-daytona-release"
-                )
-            self._releasing[sandbox_id] = self._release_pool.submit(
-                self._release_in_background, sandbox_id
-            )
-
-    def _release_in_background(self, sandbox_id: str) -> None:
-        try:
-            self.release(sandbox_id)
-        finally:
-            with self._lock:
-                self._releasing.pop(sandbox_id, None)
+            if sandbox_id not in self._held or self._closed:
+                return  # after `close`, what was held is released already
+            self._deletes.submit(sandbox_id)
 
     def wait_for_releases(self) -> None:
         """Wait for the background deletes (at most one call's deadline and retry budget);
         one still running then is reported as left behind."""
-        with self._lock:
-            pending = dict(self._releasing)
-        if not pending:
-            return
         limit = self.settings.timeout + self.settings.retry_budget + 1.0
-        _, late = wait(pending.values(), timeout=limit)
-        for sandbox_id, future in pending.items():
-            if future in late:
-                name = self._held[sandbox_id].record.name if sandbox_id in self._held else ""
-                self._failed(
-                    sandbox_id, name, BackendError(f"delete still running after {limit:g}s")
-                )
+        for sandbox_id in self._deletes.wait(limit):
+            with self._lock:
+                held = self._held.get(sandbox_id)
+            name = held.record.name if held is not None else ""
+            self._failed(sandbox_id, name, BackendError(f"delete still running after {limit:g}s"))
 
     def release_held(self) -> None:
         """Wait for the background deletes, then release every sandbox this process still
@@ -270,8 +237,7 @@ class SandboxSession:
         if self.pool is not None:
             self.pool.stop(self.settings.timeout + 1.0)  # creates under way end up held
         self.wait_for_releases()
-        with self._lock:
-            busy = set(self._releasing)
+        busy = self._deletes.busy()
         ids = [record.sandbox_id for record in self.records if record.sandbox_id not in busy]
         if len(ids) <= 1:
             for sandbox_id in ids:
@@ -438,7 +404,5 @@ class SandboxSession:
         finally:
             with self._lock:
                 self._closed = True
-                pool, self._release_pool = self._release_pool, None
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
+            self._deletes.shutdown()
             self.backend.close()
