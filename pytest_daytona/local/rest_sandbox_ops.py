@@ -10,11 +10,10 @@ from pydantic import Field
 
 from .context import LOCAL, parse_body
 from .errors import ApiError
-from .records import SandboxRecord, State, _Camel, iso_now
+from .records import SandboxRecord, _Camel, iso_now
 
 SANDBOX = "/sandbox/{sandboxIdOrName}"
 _DOMAIN = re.compile(r"^(\*\.)?([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class ForkBody(_Camel):
@@ -37,14 +36,6 @@ class NetworkBody(_Camel):
     network_block_all: bool | None = None
     network_allow_list: str | None = None
     domain_allow_list: str | None = None
-
-
-class EnvBody(_Camel):
-    """Toolbox ``POST /env`` body: names to unset, then values to set."""
-
-    set: dict[str, str] | None = None
-    unset: list[str] | None = None
-    unset_value_prefix: str | None = None
 
 
 def _sandbox(request: web.Request, key: str = "sandboxIdOrName") -> SandboxRecord:
@@ -155,27 +146,6 @@ async def update_network_settings(request: web.Request) -> web.Response:
     return _save(request, record)
 
 
-async def update_env(request: web.Request) -> web.Response:
-    """Toolbox ``POST /env``: processes started afterwards see the changed environment."""
-    body = await parse_body(request, EnvBody)
-    record = _sandbox(request, "sandboxId")
-    if record.state is not State.STARTED:
-        raise ApiError(409, f"Sandbox {record.id} is not started (state: {record.state.value})")
-    bad = [n for n in [*(body.set or {}), *(body.unset or [])] if not _ENV_NAME.match(n)]
-    if bad:
-        raise ApiError(400, f"invalid environment variable name: {bad[0]}")
-    env = {k: v for k, v in record.env.items() if k not in set(body.unset or [])}
-    if body.unset_value_prefix:
-        env = {
-            k: v
-            for k, v in env.items()
-            if k in (body.set or {}) or not v.startswith(body.unset_value_prefix)
-        }
-    record.env = {**env, **(body.set or {})}
-    request.app[LOCAL].lifecycle.store.save(record)
-    return web.json_response(record.env)
-
-
 def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
     """Register these routes under `prefix` (``/api``)."""
     router.add_post(f"{prefix}{SANDBOX}/fork", fork_sandbox)
@@ -183,4 +153,3 @@ def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
     router.add_post(f"{prefix}{SANDBOX}/public/{{isPublic}}", set_public)
     router.add_post(f"{prefix}/sandbox/{{sandboxId}}/last-activity", update_last_activity)
     router.add_post(f"{prefix}{SANDBOX}/network-settings", update_network_settings)
-    router.add_post(f"{prefix}/toolbox/{{sandboxId}}/env", update_env)

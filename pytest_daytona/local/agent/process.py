@@ -11,7 +11,8 @@ import threading
 from . import procs
 from .ops import HOME, OpError, Request, op
 
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A valid environment variable name (the daemon's `ValidateEnvKeys`), matched in full.
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @functools.cache
@@ -31,7 +32,7 @@ def shell() -> str:
 def check_env_keys(env: dict[str, str] | None) -> None:
     """400 for a name that is not ``[A-Za-z_][A-Za-z0-9_]*``."""
     for key in env or {}:
-        if not _ENV_KEY.fullmatch(key):
+        if not ENV_KEY.fullmatch(key):
             raise OpError(400, f"invalid environment variable name: '{key}'", "BAD_REQUEST")
 
 
