@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -73,10 +75,12 @@ class Agent:
         sock: socket.socket,
         *,
         isolated: bool,
+        info: int | None = None,
     ) -> None:
         self.sandbox_id = sandbox_id
         self.proc = proc
         self._isolated = isolated
+        self._info = info
         self._sock = sock
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Queue[tuple[dict[str, Any], bytes] | None]] = {}
@@ -146,22 +150,48 @@ class Agent:
         return last
 
     async def close(self) -> None:
-        """End the agent and every process of the sandbox."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            # bubblewrap's own process: its death takes the whole PID namespace with it.
-            # Plain agents get SIGTERM first, to kill their descendants themselves.
-            self.proc.send_signal(signal.SIGKILL if self._isolated else signal.SIGTERM)
-        if self._writer is not None:
-            self._writer.close()
+        """End the agent and every process of the sandbox; return once they are all gone."""
+        init = await asyncio.to_thread(self._namespace_init)
         try:
-            await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
-        except asyncio.TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            await asyncio.to_thread(self.proc.wait)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                # bubblewrap's own process: its death takes the whole PID namespace with it.
+                # Plain agents get SIGTERM first, to kill their descendants themselves.
+                self.proc.send_signal(signal.SIGKILL if self._isolated else signal.SIGTERM)
+            if self._writer is not None:
+                self._writer.close()
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 5)
+            except asyncio.TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                await asyncio.to_thread(self.proc.wait)
+            if init is not None:
+                # The namespace's first process dies of bwrap's death a moment later, and the
+                # kernel reports its exit only once every other process in it has exited.
+                await asyncio.to_thread(select.select, [init], [], [], 5)
+        finally:
+            if init is not None:
+                os.close(init)
         if self._reader_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
+
+    def _namespace_init(self) -> int | None:
+        """A pidfd of the PID namespace's first process, read from bubblewrap's --info-fd."""
+        if self._info is None:
+            return None
+        fd, self._info = self._info, None
+        data = b""
+        try:
+            while select.select([fd], [], [], 5)[0] and (chunk := os.read(fd, 4096)):
+                data += chunk
+                with contextlib.suppress(ValueError):
+                    return os.pidfd_open(int(json.loads(data)["child-pid"]))
+        except (OSError, KeyError, TypeError):
+            pass
+        finally:
+            os.close(fd)
+        return None
 
 
 class Agents:
@@ -205,6 +235,8 @@ class Agents:
         files: list[tuple[Path, str]] | None,
     ) -> Agent:
         ours, theirs = socket.socketpair()
+        info_read, info_write = os.pipe() if self.runner.isolated else (None, None)
+        passed = [fd for fd in (theirs.fileno(), info_write) if fd is not None]
         try:
             isolated = self.runner.isolated
             root = _AGENT_ROOT if isolated else _PACKAGE_ROOT
@@ -216,27 +248,29 @@ class Agents:
                 mounts=mounts,
                 files=[*(files or []), package],
                 keep=(os.path.dirname(_PYTHON),),
+                info_fd=info_write,
             )
-        except ValueError as exc:
-            ours.close()
-            theirs.close()
-            raise ApiError(400, f"sandbox {sandbox_id}: {exc}") from None
-        try:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                pass_fds=(theirs.fileno(),),
+                pass_fds=passed,
                 cwd=None if self.runner.isolated else home,
                 env=None if self.runner.isolated else self.runner.environment(home, tmp),
                 start_new_session=True,
                 preexec_fn=_die_with_server,
             )
-        except OSError as exc:
+        except (ValueError, OSError) as exc:
             ours.close()
+            if info_read is not None:
+                os.close(info_read)
+            if isinstance(exc, ValueError):
+                raise ApiError(400, f"sandbox {sandbox_id}: {exc}") from None
             raise ApiError(500, f"sandbox {sandbox_id}: agent did not start: {exc}") from None
         finally:
             theirs.close()
-        agent = Agent(sandbox_id, proc, ours, isolated=self.runner.isolated)
+            if info_write is not None:
+                os.close(info_write)
+        agent = Agent(sandbox_id, proc, ours, isolated=self.runner.isolated, info=info_read)
         await agent.connect()
         old = self._agents.pop(sandbox_id, None)
         if old is not None:

@@ -67,13 +67,11 @@ class LocalContext:
         )
 
     def follow_state(self, sandbox_id: str, state: str) -> None:
-        """Start a sandbox's agent when it is started, end it (and all its processes) when not."""
+        """Start a sandbox's agent when it is started (the lifecycle's `halt` ends it)."""
         if state == "started":
             record = self.lifecycle.store.get(sandbox_id)
             if record is not None:
                 self._background(self._boot(record))
-        else:
-            self._background(self.agents.stop(sandbox_id))
 
     async def _boot(self, record: SandboxRecord) -> None:
         """Start the sandbox's agent and, in it, the sandbox's entrypoint session."""

@@ -83,7 +83,8 @@ class Lifecycle:
     `transition_delay` seconds pass in each transitional state (creating, starting, stopping,
     destroying), so clients see the same two-step changes as on Daytona. `minute` is how many
     seconds one Daytona "minute" of the TTL and the auto-stop/archive/delete intervals lasts
-    (60 normally; tests shrink it).
+    (60 normally; tests shrink it). `halt` ends a sandbox's processes; it is awaited before the
+    sandbox leaves ``started``, so no client sees it stopped while they still run.
     """
 
     def __init__(
@@ -94,9 +95,11 @@ class Lifecycle:
         *,
         transition_delay: float = 0.0,
         minute: float = 60.0,
+        halt: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self._emit = emit
+        self._halt = halt
         self._toolbox_url = toolbox_url
         self.transition_delay = transition_delay
         self.minute = minute
@@ -321,6 +324,8 @@ class Lifecycle:
             await self._set(record, settled)
 
     async def _set(self, record: SandboxRecord, state: State) -> None:
+        if state is not State.STARTED and self._halt is not None:
+            await self._halt(record.id)
         old = record.state
         record.set_state(state)
         if state is not State.DESTROYED:

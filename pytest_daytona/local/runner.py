@@ -112,6 +112,7 @@ class Runner:
         mounts: list[tuple[Path, str]] | None = None,
         files: list[tuple[Path, str]] | None = None,
         keep: tuple[str, ...] = (),
+        info_fd: int | None = None,
     ) -> list[str]:
         """`argv` wrapped so it runs as the sandbox's long-lived agent.
 
@@ -119,6 +120,7 @@ class Runner:
         read-only, ``/home/daytona`` and ``/tmp`` the sandbox's own, the server's data hidden,
         volumes bound at their mount paths, `files` bound read-only over the host's. `keep`
         are host paths under ``/home`` the agent needs (its code, the Python it runs on).
+        bubblewrap writes the host PID of the namespace's first process to `info_fd` (JSON).
         """
         if self.bwrap is None:
             return argv
@@ -140,6 +142,8 @@ class Runner:
         for source, target in files or ():
             wrapped += ["--ro-bind", str(source), target]
         wrapped += ["--unshare-pid", "--die-with-parent", "--clearenv"]
+        if info_fd is not None:
+            wrapped += ["--info-fd", str(info_fd)]
         for key, value in self.environment(home, tmp).items():
             wrapped += ["--setenv", key, value]
         return [*wrapped, "--chdir", SANDBOX_HOME, "--", *argv]

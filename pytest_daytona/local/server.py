@@ -137,6 +137,7 @@ class LocalServer:
                 lambda: ctx.toolbox_url(),
                 transition_delay=self.transition_delay,
                 minute=self.minute,
+                halt=lambda sandbox_id: ctx.agents.stop(sandbox_id),
             ),
             agents=Agents(
                 Runner(bwrap, hidden=(self.data_dir.resolve(),), etc=self.data_dir / ".etc")

@@ -115,6 +115,21 @@ def test_background_processes_live_until_the_sandbox_stops(
     assert iso_sandbox.process.exec(f"ps -eo args | grep -c '^./sleep-{marker}'").result == "0\n"
 
 
+def test_stop_returns_only_once_every_process_of_the_sandbox_is_gone(
+    iso_sandbox: Sandbox,
+) -> None:
+    # bwrap's death kills the namespace a moment later: stop must wait for that, not for bwrap.
+    marker = f"pd-stop-{uuid.uuid4().hex}"
+    iso_sandbox.process.exec(f"cp /bin/sleep ./{marker}")
+    for _ in range(4):
+        sleepers = " ".join(f"./{marker} 300 >/dev/null 2>&1 &" for _ in range(12))
+        assert iso_sandbox.process.exec(sleepers).exit_code == 0
+        assert _wait_for(lambda: len(processes_mentioning(marker)) == 12)
+        iso_sandbox.stop()
+        assert processes_mentioning(marker) == []
+        iso_sandbox.start()
+
+
 def test_delete_and_server_stop_end_every_process(iso_server: LocalServer) -> None:
     daytona = Daytona(DaytonaConfig(api_key=iso_server.token, api_url=iso_server.api_url))
     try:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
@@ -52,7 +53,8 @@ def kill_group(pid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pid, sig)
 
 
-def _parents() -> dict[int, int]:
+def _parents(*, live: bool = False) -> dict[int, int]:
+    """Every process's parent; with `live`, zombies left out."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -63,13 +65,14 @@ def _parents() -> dict[int, int]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
+        if not (live and fields[0] == b"Z"):
+            parents[int(entry)] = int(fields[1])
     return parents
 
 
-def descendants(root: int) -> list[int]:
-    """Every live process below `root`."""
-    parents = _parents()
+def descendants(root: int, *, live: bool = False) -> list[int]:
+    """Every process below `root`; with `live`, zombies left out."""
+    parents = _parents(live=live)
     found: list[int] = []
     frontier = {root}
     while frontier:
@@ -89,17 +92,20 @@ def reap_orphans() -> None:
                     os.waitpid(pid, os.WNOHANG)
 
 
-def kill_everything() -> None:
-    """SIGKILL every descendant, repeatedly, until none is left (bounded)."""
+def kill_everything(limit: float = 5.0) -> None:
+    """SIGKILL every descendant, repeatedly, until none is alive, reaping them all (as the
+    agent ends: their owners wait no more). SIGKILL takes effect a moment after it is sent,
+    so this waits for that, up to `limit` seconds."""
     me = os.getpid()
-    for _ in range(20):
-        pids = descendants(me)
-        if not pids:
-            return
+    deadline = time.monotonic() + limit
+    while (pids := descendants(me, live=True)) and time.monotonic() < deadline:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        reap_orphans()
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        time.sleep(0.002)
 
 
 def track(proc: subprocess.Popen[bytes]) -> None:
