@@ -15,11 +15,10 @@ from pytest_daytona.local import LocalServer
 from .conftest import RunInner
 from .inner import settle
 
-#: Wraps `Backend.client` and `RunDir.lock` in every process of the inner run. The
+#: Wraps `Backend.client` and `RunDir.lock` in each xdist worker of the inner run. The
 #: background warm-up is switched off: it would build the client early on its own and
 #: hide the order `session_sandbox` keeps.
 RECORDING_CONFTEST = """
-import os
 import pathlib
 
 from pytest_daytona.backend import Backend
@@ -28,33 +27,32 @@ from pytest_daytona.coordination import RunDir
 HERE = pathlib.Path(__file__).parent
 
 
-def _event(text):
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if worker is not None:
-        with open(HERE / f"events-{worker}.txt", "a") as fh:
+def pytest_configure(config):
+    # Only in xdist workers (their own processes): the controller runs inside the outer
+    # test's process, and PYTEST_XDIST_WORKER may be set there by an outer xdist.
+    if not hasattr(config, "workerinput"):
+        return
+    events = HERE / f"events-{config.workerinput['workerid']}.txt"
+    original_client, original_lock = Backend.client, RunDir.lock
+
+    def event(text):
+        with open(events, "a") as fh:
             fh.write(text + "\\n")
 
+    def client(self):
+        was_built = self.started
+        built = original_client(self)
+        if not was_built:
+            event("client built")
+        return built
 
-_client = Backend.client
-_lock = RunDir.lock
+    def lock(self, name, timeout):
+        event(f"lock {name} requested")
+        return original_lock(self, name, timeout)
 
-
-def client(self):
-    was_built = self.started
-    built = _client(self)
-    if not was_built:
-        _event("client built")
-    return built
-
-
-def lock(self, name, timeout):
-    _event(f"lock {name} requested")
-    return _lock(self, name, timeout)
-
-
-Backend.client = client
-Backend.warm_up = lambda self: None
-RunDir.lock = lock
+    Backend.client = client
+    Backend.warm_up = lambda self: None
+    RunDir.lock = lock
 """
 
 SESSION_TESTS = """
