@@ -6,7 +6,8 @@ sandbox is confirmed deleted. The session sandbox is made once per run, under th
 ``session`` lock, by whichever process needs it first; the others join it from its record.
 Only the controller releases it, once, after every worker has finished, together with
 whatever leases crashed workers left behind and anything else labelled with this run's id
-(`finish_run`). If the controller itself died, the last worker out does that instead.
+(`finish_run`, in `run_end`). If the controller itself died, the last worker out does that
+instead.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from . import lease, reuse
+from . import lease, reuse, run_end
 from .backend import Backend
 from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
@@ -296,33 +297,17 @@ class SandboxSession:
         """After all workers ended (controller, or the last worker of a dead controller):
         release the session sandbox once (stop it for reuse, else delete it), every lease
         a worker left, then anything else labelled with this run's id; drop the run dir."""
-        try:
-            self.strays.finish()
-            record = self.run_dir.read_session()
-            leftovers = self.run_dir.leftover_leases()
-            if record is None and not leftovers and not self.backend.started:
-                return  # this run never made a sandbox
-            try:
-                api = self._api().final()
-            except BackendError as exc:  # no client can be had: report what is left
-                for left in [*([record] if record else []), *leftovers]:
-                    self._failed(left.sandbox_id, left.name, exc)
-                return
-            kept: set[str] = set()
-            if record is not None:
-                self._release_session(api, record)
-                if record.reuse:
-                    kept.add(record.sandbox_id)
-            for left in leftovers:
-                self._attempt(
-                    left.sandbox_id,
-                    left.name,
-                    partial(lease.destroy_by_id, api, self.settings, left.sandbox_id),
-                )
-                self.run_dir.remove_lease(left.sandbox_id)
-            self._sweep(api, kept)
-        finally:
-            self.run_dir.remove()
+        run_end.finish_run(
+            self.run_dir,
+            self.settings,
+            self.run_id,
+            self.strays,
+            api=self._api,
+            started=lambda: self.backend.started,
+            release_session=self._release_session,
+            attempt=self._attempt,
+            failed=self._failed,
+        )
 
     def _release_session(self, api: Api, record: LeaseRecord) -> None:
         settings = self.settings
@@ -339,24 +324,6 @@ class SandboxSession:
 
         self._attempt(record.sandbox_id, record.name, release)
         self.run_dir.forget_session()
-
-    def _sweep(self, api: Api, kept: set[str]) -> None:
-        """Delete every sandbox labelled with this run's id that nothing keeps (late creates,
-        leases whose records were lost)."""
-        try:
-            found = reuse.list_labelled(
-                api, self.settings, {lease.RUN_ID_LABEL: self.run_id}, f"run {self.run_id}"
-            )
-        except BackendError:
-            return  # the API is down: what was not released is reported already
-        for sandbox in found:
-            if sandbox.id in kept or lease.state_of(sandbox) in ("destroyed", "destroying"):
-                continue
-            if (sandbox.labels or {}).get(reuse.REUSE_KEY_LABEL):
-                continue  # a reusable sandbox this run made: kept on purpose
-            self._attempt(
-                sandbox.id, sandbox.name, partial(lease.destroy, api, sandbox, self.settings)
-            )
 
     def _attempt(self, sandbox_id: str, name: str, release: Callable[[], object]) -> bool:
         """Run `release`; record its failure for the end-of-run report (or clear an earlier
