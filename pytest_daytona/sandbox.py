@@ -18,12 +18,11 @@ from .executor import (
     ExecResult,
     backstop_timeout,
     build_script,
-    cleanup_script,
     command_to_shell,
     new_delimiter,
     reported_workdir,
     result_from_output,
-    toolbox_command,
+    toolbox_call,
     validate_env,
 )
 
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
 
 #: Directory under the sandbox work dir for the plugin's own temporary files (stdin).
 SCRATCH_DIR = ".pytest-daytona"
-#: Seconds allowed for the clean-up call after the execute API's own timeout fired.
-CLEANUP_TIMEOUT = 10
 
 #: What `DaytonaSandbox.run` takes as stdin: text, bytes (any bytes-like object) or a path.
 Stdin = str | bytes | bytearray | memoryview | os.PathLike[str] | os.PathLike[bytes]
@@ -145,7 +142,7 @@ class DaytonaSandbox:
         try:
             if stdin_path is not None and payload is not None:
                 self._upload_stdin(payload, stdin_path)
-            response = self._exec(toolbox_command(script), backstop_timeout(limit))
+            response = self._exec(*toolbox_call(script), backstop_timeout(limit))
             removed = True  # the script removed the stdin file itself
             workdir = reported_workdir(response.result or "", delimiter)
             if make_dir is not None and workdir is not None and self._workspace is None:
@@ -158,23 +155,26 @@ class DaytonaSandbox:
                 duration=time.monotonic() - started,
             )
         except DaytonaTimeoutError as exc:
-            # The backstop fired: the script was killed before it could clean up after itself.
+            # The backstop fired: the toolbox killed the script's process group, so nothing of
+            # the command is left but the stdin file (removed below).
             result = ExecResult(
                 exit_code=None,
                 stdout="",
-                stderr=f"{str(exc).strip()}\n",
+                stderr=(
+                    f"pytest-daytona: timed out after {limit:g}s; the execute API's own timeout "
+                    f"ended the command and its output ({str(exc).strip()})\n"
+                ),
                 timed_out=True,
                 duration=time.monotonic() - started,
                 command=shown,
             )
-            removed = self._clean_up_quietly(cleanup_script(delimiter, stdin_path=stdin_path))
         finally:
             if stdin_path is not None and not removed:
                 self._remove_quietly(stdin_path)
         return result.check() if check else result
 
-    def _exec(self, command: str, timeout: int) -> ExecuteResponse:
-        """Send one command line to the sandbox's execute API (the only place that does).
+    def _exec(self, command: str, env: dict[str, str], timeout: int) -> ExecuteResponse:
+        """Send one command to the sandbox's execute API (the only place that does).
 
         Retried only where the answer proves the command did not run (429, 503, a refused
         connection); the execute API's own timeout (408) is passed on as it is."""
@@ -183,7 +183,7 @@ class DaytonaSandbox:
 
         return self._call(
             "run a command in",
-            lambda _: self._sdk.process.exec(command, timeout=timeout),
+            lambda _: self._sdk.process.exec(command, env=env, timeout=timeout),
             timeout=timeout + EXEC_HTTP_SLACK,
             retry="unsent",
             passthrough=(DaytonaProcessExecutionTimeoutError,),
@@ -195,14 +195,6 @@ class DaytonaSandbox:
             lambda a: self._sdk.fs.upload_file(payload, remote_path, timeout=math.ceil(a.limit)),
             timeout=self._default_timeout,
         )
-
-    def _clean_up_quietly(self, script: str) -> bool:
-        # Best effort, like `_remove_quietly`; whether the clean-up script ran.
-        try:
-            self._exec(toolbox_command(script), CLEANUP_TIMEOUT)
-        except Exception:
-            return False
-        return True
 
     def _remove_quietly(self, remote_path: str) -> None:
         # Best effort: the file lives in the plugin's scratch dir of a sandbox about to go.

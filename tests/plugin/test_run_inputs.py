@@ -20,7 +20,7 @@ from pytest_daytona.local import LocalServer
 from pytest_daytona.local.runner import choose_bwrap
 
 EXECUTE = "POST /process/execute"
-#: Names of the wrapper's temp files and of uploaded stdin files.
+#: Names of the old wrapper's temp files (it has none now) and of uploaded stdin files.
 WRAPPER_FILE = re.compile(r"\.?pytest-daytona-[0-9a-f]{24}\.\w+|stdin-[0-9a-f]{16}")
 
 
@@ -185,10 +185,11 @@ def test_when_the_api_timeout_fires_the_result_is_timed_out_and_cleaned_up(
 ) -> None:
     marker = f"stopped-{secrets.token_hex(6)}"
     executes = requests(iso_server, EXECUTE)
-    # A stopped `timeout` cannot enforce the deadline, so the execute API's backstop fires.
-    result = sandbox.run(f"kill -STOP $PPID; echo {marker}", stdin="x", timeout=0.2)
+    # A stopped process group (the wrapper's timer too) cannot enforce the deadline, so the
+    # execute API's backstop fires and kills the group, as Daytona's daemon does.
+    result = sandbox.run(f"kill -STOP 0; echo {marker}", stdin="x", timeout=0.2)
     assert (result.timed_out, result.exit_code) == (True, None)
     assert "timed out" in result.stderr.lower()
-    assert requests(iso_server, EXECUTE) == executes + 2  # the command, then the clean-up
+    assert requests(iso_server, EXECUTE) == executes + 1  # no clean-up command is needed
     assert processes_with(sandbox, marker) == ""  # the stopped process group was killed
-    assert leftovers(sandbox) == []
+    assert leftovers(sandbox) == []  # the stdin file was deleted through the file API
