@@ -6,14 +6,48 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .results import CommandError, ExecResult
+    from .errors import (
+        BackendCallError,
+        BackendError,
+        BackendUnreachableError,
+        CommandError,
+        CoordinationError,
+        DaytonaPluginError,
+        LeaseError,
+        SandboxWarning,
+        SettingsError,
+    )
+    from .factory import SandboxFactory, SandboxOverrides
+    from .results import ExecResult
     from .sandbox import DaytonaSandbox
 
 __version__ = "0.1.0"
 
-__all__ = ["CommandError", "DaytonaSandbox", "ExecResult", "__version__"]
+__all__ = [
+    "BackendCallError",
+    "BackendError",
+    "BackendUnreachableError",
+    "CommandError",
+    "CoordinationError",
+    "DaytonaPluginError",
+    "DaytonaSandbox",
+    "ExecResult",
+    "LeaseError",
+    "SandboxFactory",
+    "SandboxOverrides",
+    "SandboxWarning",
+    "SettingsError",
+    "__version__",
+]
 
-_LAZY = {"CommandError": "results", "ExecResult": "results", "DaytonaSandbox": "sandbox"}
+#: Where each public name lives (every error class is in `errors`).
+_LAZY = {
+    **{name: "errors" for name in __all__ if name.endswith(("Error", "Warning"))},
+    "ExecResult": "results",
+    "DaytonaSandbox": "sandbox",
+    "SandboxFactory": "factory",
+    "SandboxOverrides": "factory",
+}
 
 
 def __getattr__(name: str) -> Any:

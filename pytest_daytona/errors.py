@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .resolve import Problem
+    from .results import ExecResult
+
+#: How many trailing lines of stdout and of stderr a `CommandError` shows.
+TAIL_LINES = 20
+_SHOWN_COMMAND_CHARS = 500
+
 
 class DaytonaPluginError(Exception):
     """Base of every error pytest-daytona raises itself."""
+
+
+class SettingsError(DaytonaPluginError):
+    """Invalid settings; lists every problem found, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        lines = "".join(f"\n  {problem}" for problem in self.problems)
+        super().__init__(f"{count} invalid pytest-daytona setting{'s' * (count != 1)}:{lines}")
+
+
+class CommandError(DaytonaPluginError):
+    """A command exited non-zero or timed out; `result` holds everything it printed.
+
+    The message is the command, its exit code (or the timeout) and the last `TAIL_LINES`
+    lines of its stdout and stderr."""
+
+    def __init__(self, result: ExecResult) -> None:
+        self.result = result
+        super().__init__(_failure_message(result))
 
 
 class BackendError(DaytonaPluginError):
@@ -57,3 +89,23 @@ class CoordinationError(DaytonaPluginError):
 
 class SandboxWarning(UserWarning):
     """A sandbox could not be cleaned up as planned (it may be left behind)."""
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    kept = text.splitlines()[-lines:]
+    return "\n".join(kept) if kept else "(empty)"
+
+
+def _failure_message(result: ExecResult) -> str:
+    shown = result.command
+    if len(shown) > _SHOWN_COMMAND_CHARS:
+        shown = shown[:_SHOWN_COMMAND_CHARS] + "..."
+    if result.timed_out:
+        what = f"timed out after {result.duration:g}s"
+    else:
+        what = f"exited with code {result.exit_code}"
+    return (
+        f"command {what}: {shown}\n"
+        f"--- stdout (last {TAIL_LINES} lines) ---\n{_tail(result.stdout)}\n"
+        f"--- stderr (last {TAIL_LINES} lines) ---\n{_tail(result.stderr)}"
+    )

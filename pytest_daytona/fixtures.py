@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,6 +13,7 @@ from .options import DICT_FIELDS
 from .startup import SESSION_KEY, session_for
 
 if TYPE_CHECKING:
+    from .factory import SandboxFactory
     from .sandbox import DaytonaSandbox
     from .session import SandboxSession
     from .settings import Settings
@@ -96,12 +97,10 @@ def daytona_session_sandbox(request: pytest.FixtureRequest) -> DaytonaSandbox:
 
 
 @pytest.fixture
-def daytona_sandbox_factory(
-    request: pytest.FixtureRequest,
-) -> Iterator[Callable[..., DaytonaSandbox]]:
+def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxFactory]:
     """Make more sandboxes in one test: ``make(**overrides)`` takes the same keys as the
     ``daytona`` marker (``env=``, ``snapshot=``, ``cpu=`` ...) on top of the test's settings.
-    Every sandbox made is deleted when the test ends."""
+    Every sandbox made is deleted when the test ends. Its type: `pytest_daytona.SandboxFactory`."""
     session = sandbox_session(request.config)
     marker_kwargs, _ = _item_settings(request)
     made: list[str] = []

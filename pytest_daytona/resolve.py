@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .errors import SettingsError
 from .options import DICT_FIELDS, EMPTY_IS_ERROR, FIELD_SPECS, RUN_WIDE, FieldSpec
 
 if TYPE_CHECKING:
@@ -37,16 +38,6 @@ class Problem:
         head = self.setting if self.value is None else f"{self.setting} = {self.value}"
         tail = f"; fix: {self.fix}" if self.fix else ""
         return f"{head} (from {self.source}): {self.message}{tail}"
-
-
-class SettingsError(Exception):
-    """Invalid settings; lists every problem found, not just the first."""
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = tuple(problems)
-        count = len(self.problems)
-        lines = "".join(f"\n  {problem}" for problem in self.problems)
-        super().__init__(f"{count} invalid pytest-daytona setting{'s' * (count != 1)}:{lines}")
 
 
 @dataclass(frozen=True)

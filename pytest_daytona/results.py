@@ -1,20 +1,12 @@
-"""What a command did in a sandbox (`ExecResult`) and the error `check()` raises."""
+"""What a command did in a sandbox (`ExecResult`); `check()` raises `errors.CommandError`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: How many trailing lines of stdout and of stderr a `CommandError` shows.
-TAIL_LINES = 20
-_SHOWN_COMMAND_CHARS = 500
+from .errors import TAIL_LINES, CommandError
 
-
-class CommandError(Exception):
-    """A command exited non-zero or timed out; `result` holds everything it printed."""
-
-    def __init__(self, result: ExecResult) -> None:
-        self.result = result
-        super().__init__(_failure_message(result))
+__all__ = ["TAIL_LINES", "CommandError", "ExecResult"]
 
 
 @dataclass(frozen=True)
@@ -39,26 +31,7 @@ class ExecResult:
 
     def check(self) -> ExecResult:
         """Return self if the command succeeded, else raise `CommandError`."""
+        __tracebackhide__ = True
         if not self.ok:
             raise CommandError(self)
         return self
-
-
-def _tail(text: str, lines: int = TAIL_LINES) -> str:
-    kept = text.splitlines()[-lines:]
-    return "\n".join(kept) if kept else "(empty)"
-
-
-def _failure_message(result: ExecResult) -> str:
-    shown = result.command
-    if len(shown) > _SHOWN_COMMAND_CHARS:
-        shown = shown[:_SHOWN_COMMAND_CHARS] + "..."
-    if result.timed_out:
-        what = f"timed out after {result.duration:g}s"
-    else:
-        what = f"exited with code {result.exit_code}"
-    return (
-        f"command {what}: {shown}\n"
-        f"--- stdout (last {TAIL_LINES} lines) ---\n{_tail(result.stdout)}\n"
-        f"--- stderr (last {TAIL_LINES} lines) ---\n{_tail(result.stderr)}"
-    )

@@ -1,0 +1,50 @@
+"""The type of `daytona_sandbox_factory`: what `make(**overrides)` takes and returns."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol, TypedDict
+
+from .sandbox import DaytonaSandbox
+
+if sys.version_info >= (3, 11) or TYPE_CHECKING:
+    from typing import Unpack
+
+__all__ = ["SandboxFactory", "SandboxOverrides"]
+
+
+class SandboxOverrides(TypedDict, total=False):
+    """The settings one sandbox may override: those of the ``daytona`` marker (every setting
+    but the run-wide ones). Validated like the marker's; see the README's settings table."""
+
+    target: str
+    snapshot: str
+    image: str
+    language: str
+    timeout: float
+    retry_budget: float
+    ttl: int
+    cpu: int
+    memory: int
+    disk: int
+    gpu: int
+    auto_stop_interval: int
+    auto_archive_interval: int
+    auto_delete_interval: int
+    workspace: str
+    labels: Mapping[str, str]
+    env: Mapping[str, str]
+
+
+class SandboxFactory(Protocol):
+    """What ``daytona_sandbox_factory`` yields: ``make(cpu=2, env={"A": "1"})`` returns a new
+    sandbox with these settings over the test's own; it is deleted when the test ends.
+
+    Annotate the fixture argument with it so a type checker checks the override names::
+
+        def test_two(daytona_sandbox_factory: SandboxFactory) -> None:
+            small, big = daytona_sandbox_factory(), daytona_sandbox_factory(cpu=4)
+    """
+
+    def __call__(self, **overrides: Unpack[SandboxOverrides]) -> DaytonaSandbox: ...
