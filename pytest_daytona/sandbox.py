@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .calls import Attempt, Retry
+from .command_log import CommandLog
 from .executor import (
     ExecResult,
     backstop_timeout,
@@ -56,6 +57,7 @@ class DaytonaSandbox:
         self._workspace = workspace if isinstance(workspace, str) else None
         self._default_timeout = default_timeout
         self._call: CallApi = call or _call_directly
+        self._log = CommandLog()
 
     def __repr__(self) -> str:
         shown = self._workspace or f"{self._pending.name if self._pending else ''} (not made yet)"
@@ -65,6 +67,11 @@ class DaytonaSandbox:
     def sdk(self) -> Sandbox:
         """The underlying `daytona.Sandbox`, for everything this handle does not wrap."""
         return self._sdk
+
+    @property
+    def command_log(self) -> CommandLog:
+        """The last commands `run` ran here (for failure reports): iterate for `CommandRecord`s."""
+        return self._log
 
     @property
     def id(self) -> str:
@@ -171,6 +178,7 @@ class DaytonaSandbox:
         finally:
             if stdin_path is not None and not removed:
                 self._remove_quietly(stdin_path)
+        self._log.add(result, cwd)
         return result.check() if check else result
 
     def _exec(self, command: str, env: dict[str, str], timeout: int) -> ExecuteResponse:
