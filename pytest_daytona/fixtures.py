@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .diagnostics import track
 from .errors import DaytonaPluginError
 from .options import DICT_FIELDS
 from .startup import SESSION_KEY, session_for
@@ -76,6 +77,7 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     _, settings = _item_settings(request)
     with _backend_errors_fail_the_test(request.config):
         sandbox = session.acquire(settings, ahead=True)
+    track(request, sandbox)
     try:
         yield sandbox
     finally:
@@ -93,7 +95,9 @@ def daytona_session_sandbox(request: pytest.FixtureRequest) -> DaytonaSandbox:
     """
     session = sandbox_session(request.config)
     with _backend_errors_fail_the_test(request.config):
-        return session.session_sandbox(getattr(request.config, "cache", None))
+        sandbox = session.session_sandbox(getattr(request.config, "cache", None))
+    track(request, sandbox)
+    return sandbox
 
 
 @pytest.fixture
@@ -116,6 +120,7 @@ def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxF
         with _backend_errors_fail_the_test(request.config):
             sandbox = session.acquire(settings)
         made.append(sandbox.id)
+        track(request, sandbox)
         return sandbox
 
     try:

@@ -34,8 +34,9 @@ __all__ = [
     "default_reuse_key",
 ]
 
-#: `pytest --daytona-cleanup` (its options and the command) lives in its own plugin module.
-pytest_plugins = ["pytest_daytona.cleanup_options"]
+#: `pytest --daytona-cleanup` (its options and the command) and the failure diagnostics live
+#: in their own plugin modules.
+pytest_plugins = ["pytest_daytona.cleanup_options", "pytest_daytona.diagnostics"]
 
 if TYPE_CHECKING:
     from .prewarm import Need, Upcoming  # noqa: F401 (Upcoming: in a string)
