@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import signals
+from . import diagnostics, signals
 from .fixtures import (
     ITEM_SETTINGS_KEY,
     daytona_sandbox,
@@ -34,9 +34,8 @@ __all__ = [
     "default_reuse_key",
 ]
 
-#: `pytest --daytona-cleanup` (its options and the command) and the failure diagnostics live
-#: in their own plugin modules.
-pytest_plugins = ["pytest_daytona.cleanup_options", "pytest_daytona.diagnostics"]
+#: `pytest --daytona-cleanup` (its options and the command) lives in its own plugin module.
+pytest_plugins = ["pytest_daytona.cleanup_options"]
 
 if TYPE_CHECKING:
     from .prewarm import Need, Upcoming  # noqa: F401 (Upcoming: in a string)
@@ -58,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Nothing heavy here: the session is built once collection shows a sandbox is needed
     (see `startup`), except in the xdist controller, which collects nothing."""
     config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(diagnostics, "daytona-diagnostics")  # already imported
     start_run(config)
     config.stash[SIGNALS_KEY] = signals.install()
 

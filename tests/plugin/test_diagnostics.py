@@ -178,6 +178,7 @@ def test_a_command_failing_in_set_up_shows_the_section_and_no_plugin_frames(
         ]
     )
     assert "pytest_daytona/" not in text and "site-packages" not in text
+    assert "PytestAssertRewriteWarning" not in text  # the hooks' module is registered cleanly
 
 
 def test_a_sandbox_that_cannot_be_made_fails_short_naming_the_ones_made(
