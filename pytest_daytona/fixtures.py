@@ -11,6 +11,7 @@ import pytest
 from .diagnostics import track
 from .errors import DaytonaPluginError
 from .options import DICT_FIELDS
+from .outcomes import report_of
 from .startup import SESSION_KEY, session_for
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     try:
         yield sandbox
     finally:
-        session.release_later(sandbox.id)
+        session.release_later(sandbox.id, report_of(request.node))
 
 
 @pytest.fixture(scope="session")
@@ -127,4 +128,4 @@ def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxF
         yield make
     finally:
         for sandbox_id in reversed(made):
-            session.release_later(sandbox_id)
+            session.release_later(sandbox_id, report_of(request.node))

@@ -19,7 +19,7 @@ import secrets
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
@@ -41,6 +41,7 @@ __all__ = ["LeaseError", "SandboxWarning"]
 
 T = TypeVar("T")
 Scope = Literal["session", "function"]
+CreateParams: TypeAlias = "CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams"
 
 LABEL_PREFIX = "pytest-daytona"
 SIGNATURE_LABEL = f"{LABEL_PREFIX}-signature"
@@ -163,7 +164,7 @@ def _minutes(seconds: float) -> int:
 
 def build_create_params(
     settings: Settings, labels: dict[str, str], name: str, scope: Scope = "function"
-) -> CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams:
+) -> CreateParams:
     """The SDK's create params, as the driver builds them (resources go with an image)."""
     from daytona import CreateSandboxFromImageParams, CreateSandboxFromSnapshotParams, Resources
 
@@ -201,14 +202,18 @@ def acquire(
     *,
     strays: Strays,
     scope: Scope = "function",
+    adjust: Callable[[CreateParams], object] | None = None,
 ) -> Sandbox:
-    """Create a sandbox, a fresh `name()` per attempt. An attempt that failed is looked up by
-    its name before the next one and deleted if it exists; its name stays watched."""
+    """Create a sandbox, a fresh `name()` per attempt (`adjust` may change each attempt's
+    params). An attempt that failed is looked up by its name before the next one and deleted
+    if it exists; its name stays watched."""
     names: list[str] = []
 
     def create(attempt: Attempt) -> Sandbox:
         names.append(name())
         params = build_create_params(settings, labels, names[-1], scope)
+        if adjust is not None:
+            adjust(params)
         return api.client.create(params, timeout=_limit(attempt))
 
     def sweep_last() -> None:

@@ -53,6 +53,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """The plugin's hooks (`newhooks`), its defaults for them, and the test outcomes they get."""
+    from . import default_hooks, newhooks, outcomes
+
+    pluginmanager.add_hookspecs(newhooks)
+    pluginmanager.register(default_hooks, default_hooks.PLUGIN_NAME)
+    pluginmanager.register(outcomes, outcomes.PLUGIN_NAME)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Nothing heavy here: the session is built once collection shows a sandbox is needed
     (see `startup`), except in the xdist controller, which collects nothing."""

@@ -14,6 +14,7 @@ from functools import partial
 from . import lease, reuse
 from .coordination import RunDir
 from .errors import BackendError
+from .keep import is_kept
 from .lease import Api, LeaseRecord
 from .settings import Settings
 from .strays import Strays
@@ -79,6 +80,6 @@ def sweep(
     for sandbox in found:
         if sandbox.id in kept or lease.state_of(sandbox) in ("destroyed", "destroying"):
             continue
-        if (sandbox.labels or {}).get(reuse.REUSE_KEY_LABEL):
-            continue  # a reusable sandbox this run made: kept on purpose
+        if (sandbox.labels or {}).get(reuse.REUSE_KEY_LABEL) or is_kept(sandbox):
+            continue  # a reusable or kept sandbox this run made: kept on purpose
         attempt(sandbox.id, sandbox.name, partial(lease.destroy, api, sandbox, settings))

@@ -13,6 +13,7 @@ instead.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from .backend import Backend
 from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
 from .errors import BackendError, CoordinationError
+from .hook_calls import Hooks
+from .keep import keep as keep_sandbox
 from .lease import Api, LeaseRecord, Scope
 from .prewarm import Need, Pool, pool_key
 from .releases import BackgroundDeletes, ReleaseFailure
@@ -36,6 +39,7 @@ from .strays import Strays
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    import pytest
     from _pytest.cacheprovider import Cache
     from daytona import Sandbox
 
@@ -47,6 +51,8 @@ class Held:
     record: LeaseRecord
     sdk: Sandbox
     settings: Settings
+    handle: DaytonaSandbox | None = None  # once a test got it
+    keep: bool = False  # `pytest_daytona_keep` said so: stop it instead of deleting it
 
 
 def reuse_cache_key(reuse_key: str) -> str:
@@ -76,6 +82,8 @@ class SandboxSession:
         self.backend = backend or Backend(settings)
         self.strays = Strays(self._api, settings)
         self.failures: dict[str, ReleaseFailure] = {}
+        self.hooks = Hooks()  # the run's hooks (`startup` sets them)
+        self.run_outcome = "failed"  # the session sandbox's `before_release` outcome
         self._extra_labels = ci_labels(os.environ)
         self._held: dict[str, Held] = {}
         self.pool: Pool | None = None
@@ -165,7 +173,16 @@ class SandboxSession:
         workspace = Workspace(
             settings.workspace, partial(lease.realize_workspace, api, sdk, settings)
         )
-        return self._handle(api, sdk, workspace, settings)
+        handle = self._handle(api, sdk, workspace, settings)
+        with self._lock:
+            if sdk.id in self._held:
+                self._held[sdk.id].handle = handle
+        try:
+            self.hooks.ready(handle, "function", True)
+        except BaseException:
+            self.release_later(sdk.id)
+            raise
+        return handle
 
     def _create(self, settings: Settings, *, retry_budget: float | None = None) -> Sandbox:
         """Create a function-scoped sandbox and record its lease."""
@@ -174,7 +191,8 @@ class SandboxSession:
         made_with = settings
         if retry_budget is not None:
             made_with = settings.model_copy(update={"retry_budget": retry_budget})
-        sdk = lease.acquire(api, made_with, labels, self._name, strays=self.strays)
+        adjust = partial(self.hooks.create_params, settings)
+        sdk = lease.acquire(api, made_with, labels, self._name, strays=self.strays, adjust=adjust)
         record = self._record(sdk, settings, "function", "")
         with self._lock:
             self._held[sdk.id] = Held(record, sdk, settings)
@@ -205,7 +223,10 @@ class SandboxSession:
 
         def delete() -> None:
             api = self._api().final() if final else self._api()
-            lease.release(api, held.sdk, held.settings, reuse=False)
+            if held.keep:
+                keep_sandbox(api, held.sdk, held.settings)
+            else:
+                lease.release(api, held.sdk, held.settings, reuse=False)
 
         if not self._attempt(sandbox_id, held.record.name, delete):
             return
@@ -213,13 +234,25 @@ class SandboxSession:
             self._held.pop(sandbox_id, None)
         self.run_dir.remove_lease(sandbox_id)
 
-    def release_later(self, sandbox_id: str) -> None:
+    def release_later(self, sandbox_id: str, report: pytest.TestReport | None = None) -> None:
         """Start deleting a sandbox this process acquired, in the background: a teardown does
-        not wait for it. `release_held` waits for every such delete."""
+        not wait for it. `release_held` waits for every such delete. `report`: the test that
+        used it ended so (`pytest_daytona_before_release`, `pytest_daytona_keep` are asked;
+        an exception of theirs is raised once the delete is under way)."""
         with self._lock:
-            if sandbox_id not in self._held or self._closed:
-                return  # after `close`, what was held is released already
-            self._deletes.submit(sandbox_id)
+            held = self._held.get(sandbox_id)
+        error: BaseException | None = None
+        if held is not None and held.handle is not None and report is not None:
+            try:
+                self.hooks.before_release(held.handle, "function", report.outcome)
+                held.keep = self.hooks.keep(held.handle, report)
+            except Exception as exc:
+                error = exc
+        with self._lock:
+            if sandbox_id in self._held and not self._closed:  # else released already
+                self._deletes.submit(sandbox_id)
+        if error is not None:
+            raise error
 
     def wait_for_releases(self) -> None:
         """Wait for the background deletes (at most one call's deadline and retry budget);
@@ -262,7 +295,8 @@ class SandboxSession:
                     self._session_sdk = sdk
                     return self._handle(api, sdk, record.workspace, settings)
             cache_key = reuse_cache_key(self.reuse_key)
-            sdk = self._new_session_sandbox(api, cache.get(cache_key, None) if cache else None)
+            cached = cache.get(cache_key, None) if cache else None
+            sdk, fresh = self._new_session_sandbox(api, cached)
             self._session_sdk = sdk
             record = self._record(sdk, settings, "session", "")
             self.run_dir.write_session(record)  # recorded before anything else can fail
@@ -273,23 +307,34 @@ class SandboxSession:
                     self._release_session(api, record)
                 raise
             self.run_dir.write_session(record)
+            handle = self._handle(api, sdk, record.workspace, settings)
+            try:
+                self.hooks.session_ready(api, handle, settings, fresh)
+            except BaseException:  # no worker may join a sandbox not set up
+                self._release_session(api, record)
+                raise
             if cache is not None and settings.reuse:
                 cache.set(cache_key, sdk.id)
-        return self._handle(api, sdk, record.workspace, settings)
+        return handle
 
-    def _new_session_sandbox(self, api: Api, cached_id: object) -> Sandbox:
+    def _new_session_sandbox(self, api: Api, cached_id: object) -> tuple[Sandbox, bool]:
+        """The session sandbox, and whether it is new (else a reused one resumed)."""
         settings = self.settings
         labels = self._labels(settings, "session")
         if settings.reuse or settings.fresh:
             remembered = cached_id if isinstance(cached_id, str) else None
             found = reuse.find_and_claim(api, settings, self.reuse_key, self.run_id, remembered)
             if found is not None:
-                return found
+                return found, False
         if settings.reuse:
             labels.update(
                 {reuse.REUSE_KEY_LABEL: self.reuse_key, **reuse.claim_labels(self.run_id)}
             )
-        return lease.acquire(api, settings, labels, self._name, strays=self.strays, scope="session")
+        adjust = partial(self.hooks.create_params, settings)
+        made = lease.acquire(
+            api, settings, labels, self._name, strays=self.strays, scope="session", adjust=adjust
+        )
+        return made, True
 
     # -- the end of the run ---------------------------------------------------------------------
 
@@ -304,10 +349,21 @@ class SandboxSession:
             self.strays,
             api=self._api,
             started=lambda: self.backend.started,
-            release_session=self._release_session,
+            release_session=self._end_session,
             attempt=self._attempt,
             failed=self._failed,
         )
+
+    def _end_session(self, api: Api, record: LeaseRecord) -> None:
+        """`pytest_daytona_before_release` with the run's outcome, then `_release_session`."""
+        sdk = self._session_sdk
+        if sdk is None or sdk.id != record.sandbox_id:  # made by a worker: look it up
+            with contextlib.suppress(BackendError):  # `_release_session` reports it
+                sdk = self._session_sdk = lease.get(api, self.settings, record.sandbox_id)
+        if sdk is not None and sdk.id == record.sandbox_id:
+            handle = self._handle(api, sdk, record.workspace, self.settings)
+            self.hooks.before_release_quietly(handle, "session", self.run_outcome)
+        self._release_session(api, record)
 
     def _release_session(self, api: Api, record: LeaseRecord) -> None:
         settings = self.settings

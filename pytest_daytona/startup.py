@@ -94,6 +94,7 @@ def session_for(config: pytest.Config) -> SandboxSession:
 def _build(config: pytest.Config) -> SandboxSession:
     from .backend import Backend
     from .coordination import RunDir
+    from .hook_calls import Hooks
     from .resolve import SettingsError, resolve_settings
     from .session import SandboxSession
 
@@ -127,6 +128,7 @@ def _build(config: pytest.Config) -> SandboxSession:
             reuse_key=reuse_key,
             backend=Backend(settings, data_dir=data_dir),
         )
+    session.hooks = Hooks(config.hook)
     # The SDK's traceback only with -vv or --tb=long; else one short line per failure.
     session.backend.caller.verbose = (
         config.get_verbosity() >= 2 or config.getoption("tbstyle", "auto") == "long"
