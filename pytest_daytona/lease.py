@@ -204,17 +204,18 @@ def acquire(
     scope: Scope = "function",
     adjust: Callable[[CreateParams], object] | None = None,
 ) -> Sandbox:
-    """Create a sandbox, a fresh `name()` per attempt (`adjust` may change each attempt's
-    params). An attempt that failed is looked up by its name before the next one and deleted
-    if it exists; its name stays watched."""
+    """Create a sandbox, a fresh `name()` per attempt; `adjust` may change the params first
+    (in the calling thread). An attempt that failed is looked up by its name before the next
+    one and deleted if it exists; its name stays watched."""
     names: list[str] = []
+    params = build_create_params(settings, labels, "", scope)
+    if adjust is not None:
+        adjust(params)
 
     def create(attempt: Attempt) -> Sandbox:
         names.append(name())
-        params = build_create_params(settings, labels, names[-1], scope)
-        if adjust is not None:
-            adjust(params)
-        return api.client.create(params, timeout=_limit(attempt))
+        named = params.model_copy(update={"name": names[-1]})
+        return api.client.create(named, timeout=_limit(attempt))
 
     def sweep_last() -> None:
         strays.watch(names[-1])

@@ -31,11 +31,12 @@ def pytest_daytona_create_params(
     """Adjust what is sent to Daytona to create a sandbox: change `params` in place (its
     ``labels``, ``env_vars``, ``auto_stop_interval``, ``volumes``, ``network_block_all`` ...).
 
-    Called before each create request, a retried one too; ``params.name`` is fresh for each
-    attempt and must stay unchanged, as must the ``pytest-daytona*`` labels (the plugin finds
-    and cleans up its sandboxes by them). `settings` are the resolved settings the sandbox is
-    made with. For sandboxes made ahead of need (``prewarm``) it runs in a background thread:
-    keep it a function of its arguments.
+    Called once per sandbox, before its first create request. ``params.name`` is empty: the
+    plugin gives each create attempt a fresh unique name, so a name set here is replaced; keep
+    the ``pytest-daytona*`` labels too (the plugin finds and cleans up its sandboxes by them).
+    `settings` are the resolved settings the sandbox is made with. It runs in the thread that
+    creates the sandbox: the main thread, or, for sandboxes made ahead of need (``prewarm``),
+    a background thread: keep it a function of its arguments.
     """
 
 

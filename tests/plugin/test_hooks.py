@@ -23,12 +23,13 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 RECORDER = """
 import json
 import os
+import threading
 
 import pytest
 
 def record(hook, **fields):
     who = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    fields.update(who=who, pid=os.getpid())
+    fields.update(who=who, pid=os.getpid(), thread=threading.current_thread().name)
     with open(os.path.join(os.environ["HOOK_LOG_DIR"], "calls.jsonl"), "a") as fh:
         fh.write(json.dumps({"hook": hook, **fields}) + "\\n")
 
@@ -128,7 +129,9 @@ def test_each_hook_gets_its_arguments(
 
     made = calls(log_dir, "create_params")
     assert sorted(c["scope"] for c in made) == ["function"] * 3 + ["session"]
-    assert {c["settings"] for c in made} == {"Settings"}
+    assert {(c["settings"], c["name"], c["thread"]) for c in made} == {
+        ("Settings", "", "MainThread")
+    }
     ready = calls(log_dir, "sandbox_ready")
     assert sorted((c["id"], c["scope"], c["fresh"]) for c in ready) == sorted(
         [(seen[t], "function", True) for t in ("passes", "fails", "skips")]
@@ -149,6 +152,24 @@ def test_each_hook_gets_its_arguments(
     }
     hooks = [c["hook"] for c in calls(log_dir)]  # ready before any release, per sandbox
     assert hooks.index("before_release") > hooks.index("sandbox_ready")
+
+
+def test_sandboxes_made_ahead_get_the_hooks(
+    pytester: pytest.Pytester, run_inner: RunInner, log_dir: Path
+) -> None:
+    check = (
+        "    assert daytona_sandbox.run('echo $FROM_HOOK; cat ~/ready-count').stdout"
+        " == 'yes\\nready\\n'\n"
+    )
+    pytester.makepyfile(
+        test_inner="".join(f"def test_{n}(daytona_sandbox):\n{check}\n" for n in "abc")
+    )
+    run_inner("-p", "recorder", "--daytona-prewarm", "2").assert_outcomes(passed=3)
+    made = calls(log_dir, "create_params")
+    assert len(made) == 3
+    assert any(c["thread"].startswith("pytest-daytona-prewarm") for c in made)
+    ready = calls(log_dir, "sandbox_ready")
+    assert [(c["thread"], c["fresh"]) for c in ready] == [("MainThread", True)] * 3
 
 
 def test_session_sandbox_set_up_once_per_run_under_n4(
