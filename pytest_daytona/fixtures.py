@@ -106,9 +106,37 @@ def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxF
     """Make more sandboxes in one test: ``make(**overrides)`` takes the same keys as the
     ``daytona`` marker (``env=``, ``snapshot=``, ``cpu=`` ...) on top of the test's settings.
     Every sandbox made is deleted when the test ends. Its type: `pytest_daytona.SandboxFactory`."""
-    session = sandbox_session(request.config)
     marker_kwargs, _ = _item_settings(request)
     made: list[str] = []
+    try:
+        yield _maker(request, marker_kwargs, made)
+    finally:
+        session = sandbox_session(request.config)
+        for sandbox_id in reversed(made):
+            session.release_later(sandbox_id, report_of(request.node))
+
+
+@pytest.fixture(scope="session")
+def daytona_session_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxFactory]:
+    """Make sandboxes that live for the whole run (of this process: under pytest-xdist each
+    worker has its own): ``make(**overrides)`` takes the marker's keys on top of the run-wide
+    settings (markers of tests do not apply). Every sandbox made is deleted at the end of the
+    run. Its type: `pytest_daytona.SandboxFactory`."""
+    made: list[str] = []
+    try:
+        yield _maker(request, {}, made)
+    finally:
+        session = sandbox_session(request.config)
+        for sandbox_id in reversed(made):
+            session.release_later(sandbox_id)
+
+
+def _maker(
+    request: pytest.FixtureRequest, marker_kwargs: dict[str, Any], made: list[str]
+) -> SandboxFactory:
+    """The `make(**overrides)` of a factory fixture; appends the id of each sandbox to `made`."""
+    session = sandbox_session(request.config)
+    where = request.node.nodeid or "the run"
 
     def make(**overrides: Any) -> DaytonaSandbox:
         from .resolve import resolve_settings
@@ -116,7 +144,7 @@ def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxF
         settings = resolve_settings(
             request.config,
             merge_overrides(marker_kwargs, overrides),
-            marker_origin=f"daytona_sandbox_factory in {request.node.nodeid}",
+            marker_origin=f"{request.fixturename} in {where}",
         )
         with _backend_errors_fail_the_test(request.config):
             sandbox = session.acquire(settings)
@@ -124,8 +152,4 @@ def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxF
         track(request, sandbox)
         return sandbox
 
-    try:
-        yield make
-    finally:
-        for sandbox_id in reversed(made):
-            session.release_later(sandbox_id, report_of(request.node))
+    return make

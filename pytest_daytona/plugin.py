@@ -14,6 +14,7 @@ from .fixtures import (
     daytona_sandbox,
     daytona_sandbox_factory,
     daytona_session_sandbox,
+    daytona_session_sandbox_factory,
     merge_overrides,
 )
 from .options import add_options, describe_for_header, header_values
@@ -31,6 +32,7 @@ __all__ = [
     "daytona_sandbox",
     "daytona_sandbox_factory",
     "daytona_session_sandbox",
+    "daytona_session_sandbox_factory",
     "default_reuse_key",
 ]
 

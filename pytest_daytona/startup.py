@@ -27,7 +27,12 @@ RUN_DIR_KEY = "pytest_daytona_run_dir"
 CONNECTION_KEY = "pytest_daytona_connection"
 #: The fixtures that take a sandbox; a test needing any of them needs the session.
 SANDBOX_FIXTURES = frozenset(
-    {"daytona_sandbox", "daytona_session_sandbox", "daytona_sandbox_factory"}
+    {
+        "daytona_sandbox",
+        "daytona_session_sandbox",
+        "daytona_sandbox_factory",
+        "daytona_session_sandbox_factory",
+    }
 )
 
 
