@@ -15,5 +15,9 @@ PLUGIN_NAME = "daytona-default-hooks"
 
 @pytest.hookimpl(trylast=True)
 def pytest_daytona_keep(sandbox: DaytonaSandbox, report: pytest.TestReport) -> bool | None:
-    """Never keep a sandbox: every one is deleted when its test ends."""
-    return False
+    """Answer from the sandbox's ``keep`` setting: ``always``; ``failed`` when `report` (the
+    test's call, else its set-up) failed; ``never`` (the default)."""
+    from .keep import policy
+
+    setting = policy(sandbox)
+    return setting == "always" or (setting == "failed" and report.failed)

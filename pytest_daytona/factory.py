@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 
 from .sandbox import DaytonaSandbox
 
@@ -32,6 +32,7 @@ class SandboxOverrides(TypedDict, total=False):
     auto_stop_interval: int
     auto_archive_interval: int
     auto_delete_interval: int
+    keep: Literal["never", "failed", "always"]
     workspace: str
     labels: Mapping[str, str]
     env: Mapping[str, str]

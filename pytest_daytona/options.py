@@ -158,6 +158,14 @@ _SPECS = (
         metavar="N",
     ),
     FieldSpec(
+        "keep",
+        "Keep a test's sandbox (labelled, stopped, deleted by its TTL) instead of deleting it: "
+        "'never' (default), 'failed' (when its test failed) or 'always'.",
+        "pass never, failed or always",
+        env_var="PYTEST_DAYTONA_KEEP",
+        metavar="{never,failed,always}",
+    ),
+    FieldSpec(
         "backend",
         "'daytona' (the cloud, default) or 'local' (the embedded server, no account needed).",
         "pass daytona or local",

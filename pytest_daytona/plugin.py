@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import diagnostics, signals
+from . import diagnostics, signals, summary
 from .fixtures import (
     ITEM_SETTINGS_KEY,
     daytona_sandbox,
@@ -179,26 +179,22 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _end_of_run(session.config)
+    summary.send_to_controller(session.config)
     sandbox_session = session.config.stash.get(SESSION_KEY, None)
     if sandbox_session is not None and sandbox_session.failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a leaked sandbox is a failure
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """xdist controller: keep a finished worker's sandbox figures for the summary."""
+    summary.receive(node.config, getattr(node, "workeroutput", None))
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Name every sandbox that could not be released, and how to remove it."""
-    sandbox_session = config.stash.get(SESSION_KEY, None)
-    if sandbox_session is None or not sandbox_session.failures:
-        return
-    failures = list(sandbox_session.failures.values())
-    terminalreporter.section("pytest-daytona: sandboxes left behind", sep="=", red=True)
-    for failure in failures:
-        terminalreporter.line(f"{failure.sandbox_id} ({failure.name}): {failure.reason}")
-    terminalreporter.line(
-        f"{len(failures)} sandbox{'es' * (len(failures) != 1)} could not be deleted; they "
-        "expire with their TTL. Remove them now with: pytest --daytona-cleanup "
-        f"--daytona-cleanup-run-id {sandbox_session.run_id} --daytona-cleanup-older-than 0s "
-        "--daytona-cleanup-yes"
-    )
+    """The run's sandbox figures, the kept sandboxes, and those that could not be released
+    with how to remove them (see `summary`)."""
+    summary.write(terminalreporter, config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

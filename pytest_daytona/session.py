@@ -16,6 +16,7 @@ import atexit
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,11 +30,13 @@ from .coordination import RunDir, ci_labels
 from .errors import BackendError, CoordinationError
 from .hook_calls import Hooks
 from .keep import keep as keep_sandbox
+from .keep import set_policy
 from .lease import Api, LeaseRecord, Scope
 from .prewarm import Need, Pool, pool_key
 from .releases import BackgroundDeletes, ReleaseFailure
 from .sandbox import DaytonaSandbox, Workspace
 from .settings import Settings
+from .stats import End, RunStats
 from .strays import Strays
 
 T = TypeVar("T")
@@ -82,6 +85,7 @@ class SandboxSession:
         self.backend = backend or Backend(settings)
         self.strays = Strays(self._api, settings)
         self.failures: dict[str, ReleaseFailure] = {}
+        self.stats = RunStats()  # for the end-of-run summary
         self.hooks = Hooks()  # the run's hooks (`startup` sets them)
         self.run_outcome = "failed"  # the session sandbox's `before_release` outcome
         self._extra_labels = ci_labels(os.environ)
@@ -144,6 +148,7 @@ class SandboxSession:
             passthrough: tuple[type[BaseException], ...] = (),
         ) -> T:
             __tracebackhide__ = True
+            started = time.monotonic()
             result: T = api.caller.call(
                 operation,
                 fn,
@@ -154,6 +159,8 @@ class SandboxSession:
                 passthrough=passthrough,
                 use_circuit=api.circuit,
             )
+            if operation == "run a command in":  # `DaytonaSandbox._exec`
+                self.stats.command(sdk.id, time.monotonic() - started)
             return result
 
         return DaytonaSandbox(sdk, workspace, default_timeout=settings.timeout, call=call)
@@ -174,6 +181,7 @@ class SandboxSession:
             settings.workspace, partial(lease.realize_workspace, api, sdk, settings)
         )
         handle = self._handle(api, sdk, workspace, settings)
+        set_policy(handle, settings)
         with self._lock:
             if sdk.id in self._held:
                 self._held[sdk.id].handle = handle
@@ -192,7 +200,9 @@ class SandboxSession:
         if retry_budget is not None:
             made_with = settings.model_copy(update={"retry_budget": retry_budget})
         adjust = partial(self.hooks.create_params, settings)
+        started = time.monotonic()
         sdk = lease.acquire(api, made_with, labels, self._name, strays=self.strays, adjust=adjust)
+        self._acquired(sdk, "function", "created", started)
         record = self._record(sdk, settings, "function", "")
         with self._lock:
             self._held[sdk.id] = Held(record, sdk, settings)
@@ -221,12 +231,12 @@ class SandboxSession:
         if held is None:
             return
 
-        def delete() -> None:
+        def delete() -> End:
             api = self._api().final() if final else self._api()
             if held.keep:
-                keep_sandbox(api, held.sdk, held.settings)
-            else:
-                lease.release(api, held.sdk, held.settings, reuse=False)
+                return keep_sandbox(api, held.sdk, held.settings)
+            lease.release(api, held.sdk, held.settings, reuse=False)
+            return "deleted"
 
         if not self._attempt(sandbox_id, held.record.name, delete):
             return
@@ -243,6 +253,7 @@ class SandboxSession:
             held = self._held.get(sandbox_id)
         error: BaseException | None = None
         if held is not None and held.handle is not None and report is not None:
+            self.stats.tested(sandbox_id, report.nodeid)
             try:
                 self.hooks.before_release(held.handle, "function", report.outcome)
                 held.keep = self.hooks.keep(held.handle, report)
@@ -289,15 +300,18 @@ class SandboxSession:
         api = self._api()  # the SDK import and client are built before waiting for the lock
         with self.run_dir.lock("session", settings.lock_timeout):
             record = self.run_dir.read_session()
+            started = time.monotonic()
             if record is not None:
                 sdk = lease.resume(api, settings, record.sandbox_id)
                 if sdk is not None:
                     self._session_sdk = sdk
+                    self._acquired(sdk, "session", "reused", started)
                     return self._handle(api, sdk, record.workspace, settings)
             cache_key = reuse_cache_key(self.reuse_key)
             cached = cache.get(cache_key, None) if cache else None
             sdk, fresh = self._new_session_sandbox(api, cached)
             self._session_sdk = sdk
+            self._acquired(sdk, "session", "created" if fresh else "resumed", started)
             record = self._record(sdk, settings, "session", "")
             self.run_dir.write_session(record)  # recorded before anything else can fail
             try:
@@ -316,6 +330,12 @@ class SandboxSession:
             if cache is not None and settings.reuse:
                 cache.set(cache_key, sdk.id)
         return handle
+
+    def _acquired(self, sdk: Sandbox, scope: Scope, how: str, started: float) -> None:
+        seconds = time.monotonic() - started
+        self.stats.acquired(
+            sdk.id, sdk.name, scope=scope, worker=self.worker, how=how, seconds=seconds
+        )
 
     def _new_session_sandbox(self, api: Api, cached_id: object) -> tuple[Sandbox, bool]:
         """The session sandbox, and whether it is new (else a reused one resumed)."""
@@ -368,27 +388,34 @@ class SandboxSession:
     def _release_session(self, api: Api, record: LeaseRecord) -> None:
         settings = self.settings
 
-        def release() -> None:
+        def release() -> End:
             sdk = self._session_sdk
             if sdk is None or sdk.id != record.sandbox_id:  # made by a worker: look it up
                 sdk = lease.get(api, settings, record.sandbox_id)
-            if sdk is not None:
-                if record.reuse:
-                    reuse.release(api, sdk, settings)
-                else:
-                    lease.destroy(api, sdk, settings)
+            if sdk is None:
+                return "held"  # gone already
+            if record.reuse:
+                reuse.release(api, sdk, settings)
+                return "stopped"
+            lease.destroy(api, sdk, settings)
+            return "deleted"
 
         self._attempt(record.sandbox_id, record.name, release)
         self.run_dir.forget_session()
 
     def _attempt(self, sandbox_id: str, name: str, release: Callable[[], object]) -> bool:
         """Run `release`; record its failure for the end-of-run report (or clear an earlier
-        one). True when it succeeded."""
+        one), and its time and how the sandbox ended (what `release` returns, else deleted)
+        for the summary. True when it succeeded."""
+        started = time.monotonic()
         try:
-            release()
+            ended = release()
         except BackendError as exc:  # BackendCallError included
+            self.stats.released_one(sandbox_id, name, "held", time.monotonic() - started)
             self._failed(sandbox_id, name, exc)
             return False
+        end: End = ended if ended in ("held", "stopped", "kept") else "deleted"
+        self.stats.released_one(sandbox_id, name, end, time.monotonic() - started)
         self.failures.pop(sandbox_id, None)
         return True
 

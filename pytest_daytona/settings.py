@@ -73,6 +73,7 @@ class Settings(BaseModel):
     fresh: bool = False
     lock_timeout: float = Field(default=600.0, gt=0, le=86400, allow_inf_nan=False)
     prewarm: int = Field(default=DEFAULT_PREWARM, ge=0, le=64)
+    keep: Literal["never", "failed", "always"] = "never"
     backend: Literal["daytona", "local"] = "daytona"
     workspace: str = "pytest-workspace"
     labels: dict[LabelKey, str] = Field(default_factory=dict)
@@ -96,9 +97,9 @@ class Settings(BaseModel):
                 raise ValueError("must not be empty")
         return value
 
-    @field_validator("backend", mode="before")
+    @field_validator("backend", "keep", mode="before")
     @classmethod
-    def _backend_case(cls, value: object) -> object:
+    def _word_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("language")
