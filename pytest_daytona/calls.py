@@ -138,7 +138,9 @@ def classify(exc: BaseException) -> Failure | None:
         return Failure(True, False, True, None, str(exc))
     from daytona import DaytonaConnectionError, DaytonaError, DaytonaTimeoutError
 
-    if isinstance(exc, DaytonaConnectionError):
+    # The SDK's create reports a refused connection as a plain DaytonaError (0.226.1).
+    connection = isinstance(exc, DaytonaError) and exc.status_code is None and _refused(exc)
+    if isinstance(exc, DaytonaConnectionError) or connection:
         refused = _refused(exc)
         return Failure(True, refused, True, None, _first_line(exc))
     if not isinstance(exc, DaytonaError):

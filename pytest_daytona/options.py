@@ -13,7 +13,8 @@ IniType = Literal["string", "bool", "linelist"]
 
 #: Fields that hold one value for the whole run: a marker may not set them.
 RUN_WIDE = frozenset(
-    {"api_key", "api_url", "backend", "reuse", "reuse_key", "fresh", "lock_timeout", "prewarm"}
+    {"api_key", "api_url", "backend", "missing_key", "reuse", "reuse_key", "fresh"}
+    | {"lock_timeout", "prewarm"}
 )
 #: Fields whose CLI/ini values are KEY=VALUE entries merged into a dict.
 DICT_FIELDS = frozenset({"env", "labels"})
@@ -173,6 +174,15 @@ _SPECS = (
         metavar="{daytona,local}",
     ),
     FieldSpec(
+        "missing_key",
+        "With the daytona backend and no API key: 'fail' the tests that take a sandbox "
+        "(default), 'skip' them, or run them on the embedded server ('local'), e.g. for "
+        "pull requests from forks, which get no secrets.",
+        "pass fail, skip or local",
+        env_var="PYTEST_DAYTONA_MISSING_KEY",
+        metavar="{fail,skip,local}",
+    ),
+    FieldSpec(
         "workspace",
         "Name of the working directory created in the sandbox's home (default pytest-workspace).",
         "pass one directory name without '/', such as pytest-workspace",
@@ -234,6 +244,15 @@ def _env_note(spec: FieldSpec) -> str:
     return f" Env: {spec.env_var}."
 
 
+def local_for_missing_key(values: Mapping[str, object]) -> bool:
+    """Whether ``missing_key = local`` turns these values (as given, not validated) into the
+    embedded backend: the daytona backend is asked for and no API key is given."""
+    policy, backend = (str(values.get(n) or "").strip().lower() for n in ("missing_key", "backend"))
+    key = values.get("api_key")
+    key = key.get_secret_value() if hasattr(key, "get_secret_value") else key
+    return policy == "local" and backend in ("", "daytona") and not str(key or "").strip()
+
+
 def describe_for_header(settings: Any) -> str:
     """One line for pytest's report header: backend, URL, target, image/snapshot, reuse.
     `settings`: a `Settings`, or `header_values` of values not validated yet."""
@@ -260,9 +279,10 @@ def header_values(values: Mapping[str, object]) -> SimpleNamespace:
         return (str(value).strip() or None) if value is not None else None
 
     reuse = values.get("reuse")
+    local = local_for_missing_key(values)
     return SimpleNamespace(
-        backend=(text("backend") or "daytona").lower(),
-        api_url=(text("api_url") or "").rstrip("/") or None,
+        backend="local" if local else (text("backend") or "daytona").lower(),
+        api_url=None if local else (text("api_url") or "").rstrip("/") or None,
         target=text("target"),
         image=text("image"),
         snapshot=text("snapshot"),

@@ -36,8 +36,9 @@ __all__ = [
     "default_reuse_key",
 ]
 
-#: `pytest --daytona-cleanup` (its options and the command) lives in its own plugin module.
-pytest_plugins = ["pytest_daytona.cleanup_options"]
+#: `pytest --daytona-cleanup` and `--daytona-probe` (options, command) live in their own plugin
+#: modules.
+pytest_plugins = ["pytest_daytona.cleanup_options", "pytest_daytona.probe"]
 
 if TYPE_CHECKING:
     from .prewarm import Need, Upcoming  # noqa: F401 (Upcoming: in a string)
@@ -57,10 +58,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """The plugin's hooks (`newhooks`), its defaults for them, and the test outcomes they get."""
-    from . import default_hooks, newhooks, outcomes
+    from . import debugging, default_hooks, newhooks, outcomes
 
     pluginmanager.add_hookspecs(newhooks)
     pluginmanager.register(default_hooks, default_hooks.PLUGIN_NAME)
+    pluginmanager.register(debugging, debugging.PLUGIN_NAME)
     pluginmanager.register(outcomes, outcomes.PLUGIN_NAME)
 
 
@@ -88,9 +90,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     any test runs (all problems at once), and start building the SDK client."""
     if not needs_sandboxes(items):
         return
+    from .missing_key import skip_sandbox_tests
     from .resolve import Problem, SettingsError, resolve_settings
 
-    prepare(config)
+    if not skip_sandbox_tests(config, items):  # ``missing_key = skip`` and no key
+        prepare(config)
     problems: list[Problem] = []
     for item in items:
         markers = list(item.iter_markers("daytona"))

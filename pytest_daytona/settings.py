@@ -16,9 +16,10 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
-from .options import describe_for_header
+from .options import describe_for_header, local_for_missing_key
 
 __all__ = ["Settings", "describe_for_header", "missing_api_key_message"]
 
@@ -75,6 +76,7 @@ class Settings(BaseModel):
     prewarm: int = Field(default=DEFAULT_PREWARM, ge=0, le=64)
     keep: Literal["never", "failed", "always"] = "never"
     backend: Literal["daytona", "local"] = "daytona"
+    missing_key: Literal["fail", "skip", "local"] = "fail"
     workspace: str = "pytest-workspace"
     labels: dict[LabelKey, str] = Field(default_factory=dict)
     env: dict[EnvKey, str] = Field(default_factory=dict)
@@ -97,10 +99,18 @@ class Settings(BaseModel):
                 raise ValueError("must not be empty")
         return value
 
-    @field_validator("backend", "keep", mode="before")
+    @field_validator("backend", "keep", "missing_key", mode="before")
     @classmethod
     def _word_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_without_key(cls, data: object) -> object:
+        """``missing_key = local`` with no key: the embedded server, not the given URL."""
+        if isinstance(data, dict) and local_for_missing_key(data):
+            return {**data, "backend": "local", "api_url": None, "target": None}
+        return data
 
     @field_validator("language")
     @classmethod
@@ -172,5 +182,6 @@ def missing_api_key_message(settings: Settings) -> str | None:
     return (
         "no Daytona API key: set the DAYTONA_API_KEY environment variable (or pass "
         "--daytona-api-key), or run the sandboxes on the embedded server with "
-        "--daytona-backend local"
+        "--daytona-backend local (or set daytona_missing_key to skip or local for runs "
+        "that have no key, such as pull requests from forks)"
     )
