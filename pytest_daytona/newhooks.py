@@ -68,7 +68,8 @@ def pytest_daytona_before_release(sandbox: DaytonaSandbox, scope: HookScope, out
 @pytest.hookspec(firstresult=True)
 def pytest_daytona_keep(sandbox: DaytonaSandbox, report: pytest.TestReport) -> bool | None:
     """Whether to keep a function-scoped sandbox when its test ends (first non-None answer
-    wins). A kept sandbox is not deleted: it is labelled ``pytest-daytona-kept=true`` and
-    stopped; its TTL still bounds its life. `report` is the test's call report (its set-up
-    report when the call did not run). The default (`default_hooks`) never keeps one.
+    wins). A kept sandbox is not deleted: it is labelled ``pytest-daytona-kept=true``, given
+    a TTL from now (the ``ttl`` setting, else a day) and stopped. `report` is the test's call
+    report (its set-up report when the call did not run). The default (`default_hooks`)
+    answers from the sandbox's ``keep`` setting (``never``, ``failed``, ``always``).
     """

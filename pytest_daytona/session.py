@@ -108,6 +108,14 @@ class SandboxSession:
         with self._lock:
             return [held.record for held in self._held.values()]
 
+    def live(self) -> list[tuple[Sandbox, Settings]]:
+        """The sandboxes tests of this process have now (theirs, and the session sandbox)."""
+        with self._lock:
+            found = [(h.sdk, h.settings) for h in self._held.values() if h.handle is not None]
+        if self._session_sdk is not None:
+            found.append((self._session_sdk, self.settings))
+        return found
+
     def _api(self) -> Api:
         if self._closed:
             raise BackendError("the pytest-daytona session is closed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 from daytona import Daytona, DaytonaConfig
@@ -163,3 +164,34 @@ def test_summary_counts_equal_the_servers_under_xdist(
     assert 0 <= workers_joining <= 3  # the workers that ran a session test but did not make it
     assert counts["commands"] == 6 + 4 * 2
     assert "pytest-daytona: sandboxes kept" not in result.stdout.str()
+
+
+def test_auto_stop_is_off_while_the_debugger_is_open(
+    pytester: pytest.Pytester, server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAYTONA_API_KEY", server.token)
+    pytester.makepyfile(
+        test_inner="""
+        def test_debugged(daytona_sandbox, daytona_session_sandbox):
+            before = daytona_sandbox.sdk.auto_stop_interval
+            breakpoint()
+            for sandbox in (daytona_sandbox, daytona_session_sandbox):
+                sandbox.sdk.refresh_data()
+            assert daytona_sandbox.sdk.auto_stop_interval == before == 15
+            assert daytona_session_sandbox.sdk.auto_stop_interval == 15
+        """
+    )
+    commands = (
+        "p [s.sdk.refresh_data() or s.sdk.auto_stop_interval "
+        "for s in (daytona_sandbox, daytona_session_sandbox)]\nc\n"
+    )
+    result = pytester.run(
+        *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider"),
+        *("--daytona-backend", "local", "--daytona-api-url", server.api_url),
+        stdin=commands.encode(),
+        timeout=120,
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*[[]0, 0[]]*"])  # off while the debugger was open
+    routes = server.stats()["by_route"]
+    assert sum(n for route, n in routes.items() if "/autostop/" in route) == 4  # off, back on
