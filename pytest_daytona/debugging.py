@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import lease
 from .errors import BackendError, SandboxWarning
 from .startup import SESSION_KEY
 
@@ -28,6 +27,8 @@ def pytest_enter_pdb(config: pytest.Config, pdb: Any) -> None:
     session = config.stash.get(SESSION_KEY, None)
     if session is None or session.closed:
         return
+    from . import lease  # here: a run that takes no sandbox never loads it (nor pydantic)
+
     paused = config.stash.setdefault(PAUSED_KEY, [])
     known = {sdk.id for sdk, _, _ in paused}
     for sdk, settings in session.live():
@@ -50,6 +51,8 @@ def pytest_leave_pdb(config: pytest.Config, pdb: Any) -> None:
 
 def _set(session: SandboxSession, sdk: Sandbox, settings: Settings, minutes: int) -> bool:
     """Set `sdk`'s auto-stop interval; a failure is a warning (the debugger goes on)."""
+    from . import lease
+
     try:
         session.backend.api().call(
             "set the auto-stop interval of",

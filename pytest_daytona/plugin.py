@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import diagnostics, signals, summary
+from . import diagnostics, signals
 from .fixtures import (
     ITEM_SETTINGS_KEY,
     daytona_sandbox,
@@ -22,6 +22,8 @@ from .startup import (
     CONNECTION_KEY,
     RUN_DIR_KEY,
     SESSION_KEY,
+    WORKER_OUTPUT_KEY,
+    WORKERS_KEY,
     default_reuse_key,
     needs_sandboxes,
     prepare,
@@ -183,7 +185,10 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _end_of_run(session.config)
-    summary.send_to_controller(session.config)
+    if session.config.stash.get(SESSION_KEY, None) is not None:
+        from . import summary  # only where sandboxes were taken: it loads pydantic
+
+        summary.send_to_controller(session.config)
     sandbox_session = session.config.stash.get(SESSION_KEY, None)
     if sandbox_session is not None and sandbox_session.failures and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a leaked sandbox is a failure
@@ -192,12 +197,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """xdist controller: keep a finished worker's sandbox figures for the summary."""
-    summary.receive(node.config, getattr(node, "workeroutput", None))
+    output = getattr(node, "workeroutput", None)
+    if output and WORKER_OUTPUT_KEY in output:
+        from . import summary
+
+        summary.receive(node.config, output)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """The run's sandbox figures, the kept sandboxes, and those that could not be released
-    with how to remove them (see `summary`)."""
+    with how to remove them (see `summary`); nothing in a run that took no sandbox."""
+    if config.stash.get(SESSION_KEY, None) is None and WORKERS_KEY not in config.stash:
+        return
+    from . import summary
+
     summary.write(terminalreporter, config)
 
 

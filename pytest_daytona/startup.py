@@ -20,8 +20,13 @@ import pytest
 
 if TYPE_CHECKING:
     from .session import SandboxSession
+    from .stats import RunStats  # noqa: F401 (in a string)
 
 SESSION_KEY = pytest.StashKey["SandboxSession"]()
+#: Where an xdist worker puts its sandbox figures in ``workeroutput``.
+WORKER_OUTPUT_KEY = "pytest_daytona_stats"
+#: The figures of the xdist workers that finished (controller).
+WORKERS_KEY = pytest.StashKey["list[RunStats]"]()
 RUN_ID_KEY = pytest.StashKey[str]()
 RUN_DIR_KEY = "pytest_daytona_run_dir"
 CONNECTION_KEY = "pytest_daytona_connection"

@@ -12,7 +12,6 @@ from typing import Literal
 from pydantic import BaseModel, Field, PrivateAttr
 
 #: Key of a worker's figures in ``workeroutput``.
-WORKER_OUTPUT_KEY = "pytest_daytona_stats"
 #: How a sandbox ended: deleted, stopped (a reusable one), kept, or still held.
 End = Literal["deleted", "stopped", "kept", "held"]
 ENDS: frozenset[str] = frozenset({"deleted", "stopped", "kept"})

@@ -8,15 +8,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .keep import KEPT_LABEL, kept_ttl
-from .startup import SESSION_KEY
-from .stats import WORKER_OUTPUT_KEY, RunStats
+from .startup import SESSION_KEY, WORKER_OUTPUT_KEY, WORKERS_KEY
+from .stats import RunStats
 
 if TYPE_CHECKING:
     from .releases import ReleaseFailure
     from .session import SandboxSession
-
-#: The figures of the xdist workers that finished (controller).
-WORKERS_KEY = pytest.StashKey[list[RunStats]]()
 
 
 def send_to_controller(config: pytest.Config) -> None:

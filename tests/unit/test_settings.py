@@ -278,7 +278,7 @@ INVALID = [
     (Run(marker={"cpus": 2}),
      f"cpus (from {MARK}): is not a pytest-daytona setting; fix: did you mean 'cpu'? the marker "
      "takes target, snapshot, image, language, timeout, retry_budget, ttl, cpu, memory, disk, gpu, "
-     "auto_stop_interval, auto_archive_interval, auto_delete_interval, workspace, "
+     "auto_stop_interval, auto_archive_interval, auto_delete_interval, keep, workspace, "
      "labels, env"),
     (Run(["--daytona-reuse-key", "has space"]),
      "daytona_reuse_key = 'has space' (from --daytona-reuse-key): is not a valid reuse key; "
