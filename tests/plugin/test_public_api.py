@@ -19,9 +19,13 @@ from pytest_daytona.options import RUN_WIDE
 from pytest_daytona.sandbox import DaytonaSandbox
 from pytest_daytona.settings import Settings
 
-#: Not errors a test can meet: one is caught inside the plugin, the other ends the run as
-#: Ctrl-C does (SIGTERM/SIGHUP).
-INTERNAL_ERRORS = {"pytest_daytona.calls.DeadlineExceeded", "pytest_daytona.signals.Terminated"}
+#: Not errors a test can meet: two are caught inside the plugin (a call's deadline, a probe
+#: step's failure, which the probe prints), the other ends the run as Ctrl-C does.
+INTERNAL_ERRORS = {
+    "pytest_daytona.calls.DeadlineExceeded",
+    "pytest_daytona.probe.StepFailed",
+    "pytest_daytona.signals.Terminated",
+}
 REPO = Path(pytest_daytona.__file__).resolve().parent.parent
 
 
