@@ -289,9 +289,14 @@ def result_from_output(
     )
 
 
+def _load(path: str) -> str:
+    """Source one login profile, naming it first so that a fatal one can be named."""
+    return f"__pd_step={path}; command . {path} || true"
+
+
 def _source(path: str, test: str = "-f") -> str:
-    """Source one login profile, silenced, naming it first so that a fatal one can be named."""
-    return f"__pd_step={path}; if [ {test} {path} ]; then command . {path} || true; fi"
+    """`_load` `path` if it passes `test`."""
+    return f"if [ {test} {path} ]; then {_load(path)}; fi"
 
 
 def _silenced(line: str) -> str:
@@ -303,7 +308,8 @@ _PROFILES = [
     _source("/etc/profile"),
     _source('"$HOME/.profile"'),
     # .bash_profile usually sources .bashrc itself; source .bashrc only without it.
-    f"if [ -f {_BASH_PROFILE} ]; then {_source(_BASH_PROFILE)}; else {_source(_BASHRC)}; fi",
+    f"if [ -f {_BASH_PROFILE} ]; then {_load(_BASH_PROFILE)}; "
+    f"elif [ -f {_BASHRC} ]; then {_load(_BASHRC)}; fi",
     _source('"$HOME/.zprofile"'),
     'export NVM_DIR="${NVM_DIR:-$HOME/.nvm}" 2>/dev/null',
     _source('"$NVM_DIR/nvm.sh"', "-s"),
