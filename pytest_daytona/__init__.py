@@ -6,6 +6,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .async_sandbox import AsyncDaytonaSandbox
     from .errors import (
         BackendCallError,
         BackendError,
@@ -17,13 +18,15 @@ if TYPE_CHECKING:
         SandboxWarning,
         SettingsError,
     )
-    from .factory import SandboxFactory, SandboxOverrides
+    from .factory import AsyncSandboxFactory, SandboxFactory, SandboxOverrides
     from .results import ExecResult
     from .sandbox import DaytonaSandbox
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AsyncDaytonaSandbox",
+    "AsyncSandboxFactory",
     "BackendCallError",
     "BackendError",
     "BackendUnreachableError",
@@ -45,6 +48,8 @@ _LAZY = {
     **{name: "errors" for name in __all__ if name.endswith(("Error", "Warning"))},
     "ExecResult": "results",
     "DaytonaSandbox": "sandbox",
+    "AsyncDaytonaSandbox": "async_sandbox",
+    "AsyncSandboxFactory": "factory",
     "SandboxFactory": "factory",
     "SandboxOverrides": "factory",
 }

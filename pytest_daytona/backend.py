@@ -14,8 +14,9 @@ from .calls import Caller, run_with_deadline
 from .errors import BackendError
 
 if TYPE_CHECKING:
-    from daytona import Daytona
+    from daytona import AsyncDaytona, Daytona, DaytonaConfig
 
+    from .async_clients import AsyncClients
     from .lease import Api
     from .local import LocalServer
     from .settings import Settings
@@ -49,6 +50,7 @@ class Backend:
         self._lock = threading.RLock()
         self._client: Daytona | None = None
         self._server: LocalServer | None = None
+        self._async_clients: AsyncClients | None = None
         self.caller = Caller(lambda: self.api_url)
 
     @property
@@ -119,6 +121,24 @@ class Backend:
         return Api(self.client(), self.caller)
 
     def _connect(self) -> Daytona:
+        from daytona import Daytona
+
+        return Daytona(self.config())
+
+    async def async_client(self) -> AsyncDaytona:
+        """The `AsyncDaytona` client of the running event loop (one per loop, made on first
+        use in it; see `async_clients`)."""
+        with self._lock:
+            if self._async_clients is None:
+                from .async_clients import AsyncClients
+
+                self._async_clients = AsyncClients(self.config)
+            clients = self._async_clients
+        return await clients.get()
+
+    def config(self) -> DaytonaConfig:
+        """The SDK configuration both clients are built from (starts the embedded server
+        if this run needs one)."""
         settings = self.settings
         api_url, api_key = settings.api_url, settings.api_key
         key = api_key.get_secret_value() if api_key is not None else None
@@ -136,9 +156,9 @@ class Backend:
             missing = missing_api_key_message(settings)
             if missing is not None:
                 raise BackendError(missing)
-        from daytona import Daytona, DaytonaConfig
+        from daytona import DaytonaConfig
 
-        return Daytona(DaytonaConfig(api_key=key, api_url=api_url, target=settings.target))
+        return DaytonaConfig(api_key=key, api_url=api_url, target=settings.target)
 
     def close(self) -> None:
         """Close the client's event connection and stop the embedded server (idempotent)."""

@@ -255,6 +255,42 @@ class Caller:
         found, which callers handle); every other failure becomes a `BackendCallError`.
         """
         __tracebackhide__ = True
+        tries = self.tries(operation, timeout, budget, target, retry, use_circuit)
+        while True:
+            attempt = tries.next()
+            try:
+                result = run_with_deadline(
+                    lambda: fn(attempt),  # noqa: B023 - called before the loop moves on
+                    attempt.limit + DEADLINE_GRACE,
+                    on_abandon=on_abandon,
+                    name=f"pytest-daytona {operation}",
+                )
+            except passthrough:
+                tries.answered()
+                raise
+            except Exception as exc:
+                wait = tries.failed(exc)
+                if wait is None:
+                    raise
+                self.sleep(wait)
+                if before_retry is not None:
+                    before_retry()
+                continue
+            tries.answered()
+            return result
+
+    def tries(
+        self,
+        operation: str,
+        timeout: float,
+        budget: float,
+        target: str | None = None,
+        retry: Retry = "idempotent",
+        use_circuit: bool = True,
+    ) -> Tries:
+        """The attempts of one call (`call`'s loop, and the async one's in `async_calls`);
+        `BackendUnreachableError` at once while the API counts as unreachable."""
+        __tracebackhide__ = True
         if use_circuit and self._unreachable is not None:
             if not self._probe_due(timeout):
                 raise BackendUnreachableError(
@@ -265,50 +301,7 @@ class Caller:
                     unreachable=True,
                 )
             budget = 0.0  # a probe: one attempt tells whether the API is back
-        started = time.monotonic()
-        end = started + timeout + budget
-        waited = 0.0
-        number = 0
-        while True:
-            number += 1
-            limit = max(0.05, min(timeout, end - time.monotonic() - DEADLINE_GRACE))
-            attempt = Attempt(number, limit)
-            try:
-                result = run_with_deadline(
-                    lambda: fn(attempt),  # noqa: B023 - called before the loop moves on
-                    limit + DEADLINE_GRACE,
-                    on_abandon=on_abandon,
-                    name=f"pytest-daytona {operation}",
-                )
-            except passthrough:
-                self._reachable()
-                raise
-            except Exception as exc:
-                failure = classify(exc)
-                if failure is None:
-                    raise
-                if not failure.unreachable:
-                    self._reachable()  # an error answer is still an answer
-                allowed = retry == "idempotent" or (retry == "unsent" and failure.not_run)
-                wait = self._backoff(number, failure.retry_after)
-                now = time.monotonic()
-                if (
-                    failure.retryable
-                    and allowed
-                    and waited + wait <= budget
-                    and end - (now + wait) >= DEADLINE_GRACE + MIN_ATTEMPT
-                ):
-                    log.info("pytest-daytona: %s: %s; retrying in %.2fs", operation, exc, wait)
-                    waited += wait
-                    self.sleep(wait)
-                    if before_retry is not None:
-                        before_retry()
-                    continue
-                raise self._final(operation, target, failure, number, timeout, exc) from (
-                    exc if self.verbose else None
-                )
-            self._reachable()
-            return result
+        return Tries(self, operation, timeout, budget, target, retry)
 
     @staticmethod
     def _backoff(number: int, retry_after: float | None) -> float:
@@ -351,3 +344,67 @@ class Caller:
         if self._unreachable is not None:
             with self._lock:
                 self._unreachable = None
+
+
+class Tries:
+    """The attempts of one call: each one's time limit, and after a failure whether to try
+    again (and after how long) or which error to raise."""
+
+    def __init__(
+        self,
+        caller: Caller,
+        operation: str,
+        timeout: float,
+        budget: float,
+        target: str | None,
+        retry: Retry,
+    ) -> None:
+        self._caller = caller
+        self._operation = operation
+        self._timeout = timeout
+        self._budget = budget
+        self._target = target
+        self._retry = retry
+        self._end = time.monotonic() + timeout + budget
+        self._waited = 0.0
+        self._number = 0
+
+    def next(self) -> Attempt:
+        """The next attempt: its number and how long it may take (the caller gives it
+        `DEADLINE_GRACE` more before it counts as unanswered)."""
+        self._number += 1
+        limit = max(0.05, min(self._timeout, self._end - time.monotonic() - DEADLINE_GRACE))
+        return Attempt(self._number, limit)
+
+    def answered(self) -> None:
+        """The attempt got an answer (a result, or an error the caller passes through)."""
+        self._caller._reachable()
+
+    def failed(self, exc: Exception) -> float | None:
+        """After attempt failed with `exc`: the seconds to wait before the next one; None to
+        raise `exc` as it is (not the API's error). Raises the call's `BackendCallError`
+        when there is no next attempt."""
+        __tracebackhide__ = True
+        caller = self._caller
+        failure = classify(exc)
+        if failure is None:
+            return None
+        if not failure.unreachable:
+            caller._reachable()  # an error answer is still an answer
+        retry = self._retry
+        allowed = retry == "idempotent" or (retry == "unsent" and failure.not_run)
+        wait = caller._backoff(self._number, failure.retry_after)
+        now = time.monotonic()
+        if (
+            failure.retryable
+            and allowed
+            and self._waited + wait <= self._budget
+            and self._end - (now + wait) >= DEADLINE_GRACE + MIN_ATTEMPT
+        ):
+            log.info("pytest-daytona: %s: %s; retrying in %.2fs", self._operation, exc, wait)
+            self._waited += wait
+            return wait
+        error = caller._final(
+            self._operation, self._target, failure, self._number, self._timeout, exc
+        )
+        raise error from (exc if caller.verbose else None)

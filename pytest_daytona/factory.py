@@ -1,4 +1,4 @@
-"""The type of `daytona_sandbox_factory`: what `make(**overrides)` takes and returns."""
+"""The types of the factory fixtures: what `make(**overrides)` takes and returns."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 
 from .sandbox import DaytonaSandbox
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from .async_sandbox import AsyncDaytonaSandbox
+
 if sys.version_info >= (3, 11) or TYPE_CHECKING:
     from typing import Unpack
 
-__all__ = ["SandboxFactory", "SandboxOverrides"]
+__all__ = ["AsyncSandboxFactory", "SandboxFactory", "SandboxOverrides"]
 
 
 class SandboxOverrides(TypedDict, total=False):
@@ -49,3 +54,11 @@ class SandboxFactory(Protocol):
     """
 
     def __call__(self, **overrides: Unpack[SandboxOverrides]) -> DaytonaSandbox: ...
+
+
+class AsyncSandboxFactory(Protocol):
+    """What ``daytona_async_sandbox_factory`` yields: ``await make(cpu=2)`` returns a new
+    `AsyncDaytonaSandbox` with these settings over the test's own; it is deleted when the
+    test ends. The overrides are those of `SandboxFactory`."""
+
+    def __call__(self, **overrides: Unpack[SandboxOverrides]) -> Awaitable[AsyncDaytonaSandbox]: ...

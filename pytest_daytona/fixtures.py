@@ -31,7 +31,7 @@ def sandbox_session(config: pytest.Config) -> SandboxSession:
     return session_for(config)
 
 
-def _item_settings(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Settings]:
+def item_settings(request: pytest.FixtureRequest) -> tuple[dict[str, Any], Settings]:
     node: pytest.Item = request.node
     stashed = node.stash.get(ITEM_SETTINGS_KEY, None)
     if stashed is not None:
@@ -50,7 +50,7 @@ def merge_overrides(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[s
 
 
 @contextlib.contextmanager
-def _backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
+def backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
     """A sandbox that cannot be had fails the test that wanted it with one short message
     (operation, sandbox, status, the server's words, the fix), not the run. The SDK's
     traceback is shown only with ``-vv`` or ``--tb=long``."""
@@ -66,6 +66,23 @@ def _backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
         raise pytest.fail.Exception(f"pytest-daytona: {message or exc}", pytrace=False) from None
 
 
+@contextlib.contextmanager
+def leased(
+    request: pytest.FixtureRequest, settings: Settings, *, ahead: bool = False
+) -> Iterator[DaytonaSandbox]:
+    """A function-scoped sandbox for the fixture of `request`, released (in the background)
+    when the context ends, with the test's outcome for the hooks. `ahead`: one the pool
+    made ahead of need may be taken."""
+    session = sandbox_session(request.config)
+    with backend_errors_fail_the_test(request.config):
+        sandbox = session.acquire(settings, ahead=ahead)
+    track(request, sandbox)
+    try:
+        yield sandbox
+    finally:
+        session.release_later(sandbox.id, report_of(request.node))
+
+
 @pytest.fixture
 def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     """A fresh Daytona sandbox for this test, deleted (in the background) when the test ends.
@@ -74,15 +91,9 @@ def daytona_sandbox(request: pytest.FixtureRequest) -> Iterator[DaytonaSandbox]:
     ``--daytona-*`` options, env vars and ``daytona_*`` ini keys. Commands run in
     ``sandbox.workspace``: ``sandbox.run("make test", check=True)``.
     """
-    session = sandbox_session(request.config)
-    _, settings = _item_settings(request)
-    with _backend_errors_fail_the_test(request.config):
-        sandbox = session.acquire(settings, ahead=True)
-    track(request, sandbox)
-    try:
+    _, settings = item_settings(request)
+    with leased(request, settings, ahead=True) as sandbox:
         yield sandbox
-    finally:
-        session.release_later(sandbox.id, report_of(request.node))
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +106,7 @@ def daytona_session_sandbox(request: pytest.FixtureRequest) -> DaytonaSandbox:
     once, from the run-wide settings).
     """
     session = sandbox_session(request.config)
-    with _backend_errors_fail_the_test(request.config):
+    with backend_errors_fail_the_test(request.config):
         sandbox = session.session_sandbox(getattr(request.config, "cache", None))
     track(request, sandbox)
     return sandbox
@@ -106,14 +117,12 @@ def daytona_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[SandboxF
     """Make more sandboxes in one test: ``make(**overrides)`` takes the same keys as the
     ``daytona`` marker (``env=``, ``snapshot=``, ``cpu=`` ...) on top of the test's settings.
     Every sandbox made is deleted when the test ends. Its type: `pytest_daytona.SandboxFactory`."""
-    marker_kwargs, _ = _item_settings(request)
+    marker_kwargs, _ = item_settings(request)
     made: list[str] = []
     try:
-        yield _maker(request, marker_kwargs, made)
+        yield lambda **overrides: make_one(request, marker_kwargs, overrides, made)[0]
     finally:
-        session = sandbox_session(request.config)
-        for sandbox_id in reversed(made):
-            session.release_later(sandbox_id, report_of(request.node))
+        release_made(request, made, report_of(request.node))
 
 
 @pytest.fixture(scope="session")
@@ -124,32 +133,43 @@ def daytona_session_sandbox_factory(request: pytest.FixtureRequest) -> Iterator[
     run. Its type: `pytest_daytona.SandboxFactory`."""
     made: list[str] = []
     try:
-        yield _maker(request, {}, made)
+        yield lambda **overrides: make_one(request, {}, overrides, made)[0]
     finally:
-        session = sandbox_session(request.config)
-        for sandbox_id in reversed(made):
-            session.release_later(sandbox_id)
+        release_made(request, made, None)
 
 
-def _maker(
-    request: pytest.FixtureRequest, marker_kwargs: dict[str, Any], made: list[str]
-) -> SandboxFactory:
-    """The `make(**overrides)` of a factory fixture; appends the id of each sandbox to `made`."""
+def release_made(
+    request: pytest.FixtureRequest, made: list[str], report: pytest.TestReport | None
+) -> None:
+    """Release the sandboxes a factory fixture made, newest first."""
     session = sandbox_session(request.config)
+    for sandbox_id in reversed(made):
+        session.release_later(sandbox_id, report)
+
+
+def make_one(
+    request: pytest.FixtureRequest,
+    marker_kwargs: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    made: list[str],
+    *,
+    realize: bool = False,
+) -> tuple[DaytonaSandbox, Settings]:
+    """One sandbox of a factory fixture, with `overrides` over `marker_kwargs`, and its
+    settings; its id is appended to `made`. `realize`: make its workspace now."""
+    from .resolve import resolve_settings
+
     where = request.node.nodeid or "the run"
-
-    def make(**overrides: Any) -> DaytonaSandbox:
-        from .resolve import resolve_settings
-
-        settings = resolve_settings(
-            request.config,
-            merge_overrides(marker_kwargs, overrides),
-            marker_origin=f"{request.fixturename} in {where}",
-        )
-        with _backend_errors_fail_the_test(request.config):
-            sandbox = session.acquire(settings)
+    settings = resolve_settings(
+        request.config,
+        merge_overrides(marker_kwargs, overrides),
+        marker_origin=f"{request.fixturename} in {where}",
+    )
+    session = sandbox_session(request.config)
+    with backend_errors_fail_the_test(request.config):
+        sandbox = session.acquire(settings)
         made.append(sandbox.id)
-        track(request, sandbox)
-        return sandbox
-
-    return make
+        if realize:
+            _ = sandbox.workspace
+    track(request, sandbox)
+    return sandbox, settings

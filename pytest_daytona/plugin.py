@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import diagnostics, signals
+from .async_fixtures import daytona_async_sandbox, daytona_async_sandbox_factory
 from .fixtures import (
     ITEM_SETTINGS_KEY,
     daytona_sandbox,
@@ -31,6 +32,8 @@ from .startup import (
 )
 
 __all__ = [
+    "daytona_async_sandbox",
+    "daytona_async_sandbox_factory",
     "daytona_sandbox",
     "daytona_sandbox_factory",
     "daytona_session_sandbox",

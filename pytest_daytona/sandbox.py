@@ -6,35 +6,18 @@ import contextlib
 import math
 import os
 import posixpath
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from .calls import Attempt, Retry
 from .command_log import CommandLog
-from .executor import (
-    ExecResult,
-    backstop_timeout,
-    build_script,
-    command_to_shell,
-    new_delimiter,
-    reported_workdir,
-    result_from_output,
-    toolbox_call,
-    validate_env,
-)
+from .executor import ExecResult
+from .run_plan import RunPlan, Stdin, plan_run, upload_payload
 
 if TYPE_CHECKING:
     from daytona import ExecuteResponse, Sandbox
-
-#: Directory under the sandbox work dir for the plugin's own temporary files (stdin).
-SCRATCH_DIR = ".pytest-daytona"
-
-#: What `DaytonaSandbox.run` takes as stdin: text, bytes (any bytes-like object) or a path.
-Stdin = str | bytes | bytearray | memoryview | os.PathLike[str] | os.PathLike[bytes]
 
 
 class DaytonaSandbox:
@@ -72,6 +55,11 @@ class DaytonaSandbox:
     def command_log(self) -> CommandLog:
         """The last commands `run` ran here (for failure reports): iterate for `CommandRecord`s."""
         return self._log
+
+    @property
+    def default_timeout(self) -> float:
+        """Seconds a command or file transfer may take when `run` is given no ``timeout``."""
+        return self._default_timeout
 
     @property
     def id(self) -> str:
@@ -120,66 +108,53 @@ class DaytonaSandbox:
         __tracebackhide__ = True
         from daytona import DaytonaTimeoutError
 
-        shown = command_to_shell(command)
-        validate_env(env or {})
-        limit = self._default_timeout if timeout is None else timeout
-        if not 0 < limit < math.inf:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        payload = _stdin_bytes(stdin)
-        stdin_path = None
-        if payload is not None:
-            root = posixpath.dirname(self.workspace)
-            stdin_path = posixpath.join(root, SCRATCH_DIR, f"stdin-{secrets.token_hex(8)}")
-        # A workspace not made yet is made by this command's script (no extra API call).
-        make_dir = self._pending.name if self._workspace is None and self._pending else None
-        base = self._workspace or make_dir or ""
-        delimiter = new_delimiter()
-        script = build_script(
-            command,
-            cwd=posixpath.normpath(posixpath.join(base, cwd)) if cwd is not None else base,
-            env=env,
-            stdin_path=stdin_path,
-            delimiter=delimiter,
-            remove_stdin=True,
-            timeout=limit,
-            make_dir=make_dir,
-        )
+        plan = self._plan(command, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
         started = time.monotonic()
         removed = False
         try:
-            if stdin_path is not None and payload is not None:
-                self._upload_stdin(payload, stdin_path)
-            response = self._exec(*toolbox_call(script), backstop_timeout(limit))
+            if plan.stdin_path is not None and plan.stdin is not None:
+                self._upload_stdin(plan.stdin, plan.stdin_path)
+            response = self._exec(plan.command, plan.env, plan.backstop)
             removed = True  # the script removed the stdin file itself
-            workdir = reported_workdir(response.result or "", delimiter)
-            if make_dir is not None and workdir is not None and self._workspace is None:
-                self._workspace = posixpath.join(workdir, make_dir)
-            result = result_from_output(
-                command=shown,
-                output=response.result or "",
-                delimiter=delimiter,
-                exit_code=response.exit_code,
-                duration=time.monotonic() - started,
-            )
+            result = self._answered(plan, response.result or "", response.exit_code, started)
         except DaytonaTimeoutError as exc:
-            # The backstop fired: the toolbox killed the script's process group, so nothing of
-            # the command is left but the stdin file (removed below).
-            result = ExecResult(
-                exit_code=None,
-                stdout="",
-                stderr=(
-                    f"pytest-daytona: timed out after {limit:g}s; the execute API's own timeout "
-                    f"ended the command and its output ({str(exc).strip()})\n"
-                ),
-                timed_out=True,
-                duration=time.monotonic() - started,
-                command=shown,
-            )
+            result = plan.backstop_fired(exc, time.monotonic() - started)
         finally:
-            if stdin_path is not None and not removed:
-                self._remove_quietly(stdin_path)
+            if plan.stdin_path is not None and not removed:
+                self._remove_quietly(plan.stdin_path)
         self._log.add(result, cwd)
         return result.check() if check else result
+
+    def _plan(
+        self,
+        command: str | Sequence[str],
+        *,
+        cwd: str | None,
+        env: Mapping[str, str] | None,
+        stdin: Stdin | None,
+        timeout: float | None,
+    ) -> RunPlan:
+        """Plan one `run`: a workspace not made yet is made by its script (no extra call)."""
+        return plan_run(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=stdin,
+            timeout=timeout,
+            default_timeout=self._default_timeout,
+            workspace=self._workspace,
+            pending=self._pending.name if self._pending is not None else None,
+            realize=lambda: self.workspace,
+        )
+
+    def _answered(
+        self, plan: RunPlan, output: str, exit_code: int | None, started: float
+    ) -> ExecResult:
+        """The result of an execute call's answer; notes the workspace its script made."""
+        made = plan.workspace(output)
+        if made is not None and self._workspace is None:
+            self._workspace = made
+        return plan.result(output, exit_code, time.monotonic() - started)
 
     def _exec(self, command: str, env: dict[str, str], timeout: int) -> ExecuteResponse:
         """Send one command to the sandbox's execute API (the only place that does).
@@ -190,7 +165,7 @@ class DaytonaSandbox:
         from daytona import DaytonaProcessExecutionTimeoutError
 
         return self._call(
-            "run a command in",
+            RUN_OPERATION,
             lambda _: self._sdk.process.exec(command, env=env, timeout=timeout),
             timeout=timeout + EXEC_HTTP_SLACK,
             retry="unsent",
@@ -212,12 +187,7 @@ class DaytonaSandbox:
     def upload(self, data: bytes | str | os.PathLike[str], remote_path: str) -> str:
         """Write `data` (bytes, text, or the contents of a local file given as a path object)
         to `remote_path`, creating parent directories; returns the absolute remote path."""
-        if isinstance(data, os.PathLike):
-            payload = Path(data).read_bytes()
-        elif isinstance(data, str):
-            payload = data.encode()
-        else:
-            payload = bytes(data)
+        payload = upload_payload(data)
         target = self.path(remote_path)
         self._call(
             "upload to",
@@ -254,25 +224,9 @@ class Workspace:
     realize: Callable[[], str]
 
 
-def _stdin_bytes(stdin: object) -> bytes | None:
-    """The bytes `run` sends as stdin; TypeError for what it does not take."""
-    if stdin is None:
-        return None
-    if isinstance(stdin, str):
-        return stdin.encode()
-    if isinstance(stdin, os.PathLike):
-        with open(os.fspath(stdin), "rb") as file:
-            return file.read()
-    try:
-        return bytes(memoryview(stdin))  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            "stdin must be str, bytes (or another bytes-like object) or a path object "
-            f"(os.PathLike), not {type(stdin).__name__}"
-        ) from None
-
-
 T = TypeVar("T")
+#: The operation name of the execute call (the session counts these calls as commands).
+RUN_OPERATION = "run a command in"
 #: Seconds the execute call may take beyond the execute API's own (backstop) timeout before
 #: the plugin stops waiting for an answer.
 EXEC_HTTP_SLACK = 1.0

@@ -34,7 +34,7 @@ from .keep import set_policy
 from .lease import Api, LeaseRecord, Scope
 from .prewarm import Need, Pool, pool_key
 from .releases import BackgroundDeletes, ReleaseFailure
-from .sandbox import DaytonaSandbox, Workspace
+from .sandbox import RUN_OPERATION, DaytonaSandbox, Workspace
 from .settings import Settings
 from .stats import End, RunStats
 from .strays import Strays
@@ -167,7 +167,7 @@ class SandboxSession:
                 passthrough=passthrough,
                 use_circuit=api.circuit,
             )
-            if operation == "run a command in":  # `DaytonaSandbox._exec`
+            if operation == RUN_OPERATION:
                 self.stats.command(sdk.id, time.monotonic() - started)
             return result
 

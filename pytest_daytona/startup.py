@@ -37,6 +37,8 @@ SANDBOX_FIXTURES = frozenset(
         "daytona_session_sandbox",
         "daytona_sandbox_factory",
         "daytona_session_sandbox_factory",
+        "daytona_async_sandbox",
+        "daytona_async_sandbox_factory",
     }
 )
 

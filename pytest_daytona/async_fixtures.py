@@ -1,0 +1,122 @@
+"""The async fixtures: `daytona_async_sandbox`, `daytona_async_sandbox_factory`.
+
+They are plain (sync) fixtures that hand out async handles, so they work under any runner of
+async tests on asyncio (pytest-asyncio, anyio's pytest plugin) without depending on either:
+the sandbox is leased before the test's event loop runs (so provisioning never blocks it) by
+the same code as the sync fixtures, and released the same way when the test ends. The handle
+binds to the test's loop on its first call (`async_sandbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from .async_calls import call_async
+from .async_sandbox import AsyncDaytonaSandbox
+from .fixtures import (
+    backend_errors_fail_the_test,
+    item_settings,
+    leased,
+    make_one,
+    release_made,
+    sandbox_session,
+)
+from .outcomes import report_of
+from .sandbox import RUN_OPERATION
+
+if TYPE_CHECKING:
+    from daytona import AsyncSandbox
+
+    from .calls import Attempt, Retry
+    from .factory import AsyncSandboxFactory
+    from .sandbox import DaytonaSandbox
+    from .session import SandboxSession
+    from .settings import Settings
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def daytona_async_sandbox(request: pytest.FixtureRequest) -> Iterator[AsyncDaytonaSandbox]:
+    """`daytona_sandbox` for async tests: a fresh sandbox, deleted when the test ends, whose
+    methods are coroutines: ``await sandbox.run("make test", check=True)``.
+
+    Works under pytest-asyncio and anyio (asyncio backend); the calls go through
+    `daytona.AsyncDaytona` in the test's event loop. Settings as for `daytona_sandbox`.
+    """
+    _, settings = item_settings(request)
+    with leased(request, settings, ahead=True) as sandbox:
+        with backend_errors_fail_the_test(request.config):
+            _ = sandbox.workspace  # made now: the async handle never blocks the loop on it
+        yield to_async(sandbox_session(request.config), sandbox, settings)
+
+
+@pytest.fixture
+def daytona_async_sandbox_factory(
+    request: pytest.FixtureRequest,
+) -> Iterator[AsyncSandboxFactory]:
+    """`daytona_sandbox_factory` for async tests: ``await make(**overrides)`` returns a new
+    `AsyncDaytonaSandbox` (the marker's keys over the test's settings); every sandbox made is
+    deleted when the test ends. The sandbox is made in a worker thread: the test's event loop
+    goes on meanwhile, so ``asyncio.gather(make(), make())`` makes two at once. Its type:
+    `pytest_daytona.AsyncSandboxFactory`."""
+    marker_kwargs, _ = item_settings(request)
+    session = sandbox_session(request.config)
+    made: list[str] = []
+
+    async def make(**overrides: Any) -> AsyncDaytonaSandbox:
+        sandbox, settings = await asyncio.to_thread(
+            make_one, request, marker_kwargs, overrides, made, realize=True
+        )
+        return to_async(session, sandbox, settings)
+
+    try:
+        yield make
+    finally:
+        release_made(request, made, report_of(request.node))
+
+
+def to_async(
+    session: SandboxSession, sandbox: DaytonaSandbox, settings: Settings
+) -> AsyncDaytonaSandbox:
+    """The async handle of `sandbox`: its calls get `settings`' deadlines and retries from the
+    process's `Caller`, and its commands count in the run's figures, as the sync handle's."""
+    from .lease import describe  # not at import: a run without sandboxes imports no pydantic
+
+    caller = session.backend.caller
+    target = describe(sandbox.sdk)
+
+    async def call(
+        operation: str,
+        fn: Callable[[Attempt], Awaitable[T]],
+        *,
+        timeout: float,
+        retry: Retry = "idempotent",
+        passthrough: tuple[type[BaseException], ...] = (),
+    ) -> T:
+        __tracebackhide__ = True
+        started = time.monotonic()
+        result = await call_async(
+            caller,
+            operation,
+            fn,
+            timeout=timeout,
+            budget=settings.retry_budget,
+            target=target,
+            retry=retry,
+            passthrough=passthrough,
+        )
+        if operation == RUN_OPERATION:
+            session.stats.command(sandbox.id, time.monotonic() - started)
+        return result
+
+    async def connect() -> AsyncSandbox:
+        client = await session.backend.async_client()
+        return await call("connect to", lambda _: client.get(sandbox.id), timeout=settings.timeout)
+
+    return AsyncDaytonaSandbox(sandbox, connect, call)
