@@ -15,6 +15,8 @@ from .outcomes import report_of
 from .startup import SESSION_KEY, session_for
 
 if TYPE_CHECKING:
+    from daytona import Daytona
+
     from .factory import SandboxFactory
     from .sandbox import DaytonaSandbox
     from .session import SandboxSession
@@ -64,6 +66,16 @@ def backend_errors_fail_the_test(config: pytest.Config) -> Iterator[None]:
             raise
         message = getattr(exc, "message", None) if isinstance(exc, DaytonaError) else None
         raise pytest.fail.Exception(f"pytest-daytona: {message or exc}", pytrace=False) from None
+
+
+@pytest.fixture(scope="session")
+def daytona_client(request: pytest.FixtureRequest) -> Daytona:
+    """The run's `daytona.Daytona` SDK client, pointed at the backend the sandboxes come from
+    (the embedded local server too), for what the fixtures do not wrap: snapshots, volumes,
+    listing. It belongs to the plugin: do not close it. Under pytest-xdist each worker has
+    its own client, all pointed at the same backend."""
+    with backend_errors_fail_the_test(request.config):
+        return sandbox_session(request.config).backend.client()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ from . import diagnostics, signals
 from .async_fixtures import daytona_async_sandbox, daytona_async_sandbox_factory
 from .fixtures import (
     ITEM_SETTINGS_KEY,
+    daytona_client,
     daytona_sandbox,
     daytona_sandbox_factory,
     daytona_session_sandbox,
@@ -34,6 +35,7 @@ from .startup import (
 __all__ = [
     "daytona_async_sandbox",
     "daytona_async_sandbox_factory",
+    "daytona_client",
     "daytona_sandbox",
     "daytona_sandbox_factory",
     "daytona_session_sandbox",

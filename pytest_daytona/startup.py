@@ -39,6 +39,7 @@ SANDBOX_FIXTURES = frozenset(
         "daytona_session_sandbox_factory",
         "daytona_async_sandbox",
         "daytona_async_sandbox_factory",
+        "daytona_client",
     }
 )
 

@@ -38,15 +38,6 @@ def images() -> dict[str, Image]:
     }
 
 
-def sdk_client(config: pytest.Config) -> Daytona:
-    """The `daytona.Daytona` client pytest-daytona made for this run (pointed at the embedded
-    server with ``--daytona-backend local``). pytest-daytona has no public fixture for it
-    yet: this reaches into the plugin. Against Daytona, ``daytona.Daytona()`` works as well."""
-    from pytest_daytona.fixtures import sandbox_session
-
-    return sandbox_session(config).backend.client()
-
-
 def ensure_snapshot(daytona: Daytona, name: str, image: Image, wait: float = 600) -> None:
     """Make snapshot `name` from `image` unless it exists; wait until it is active."""
     from daytona import CreateSnapshotParams, DaytonaError, DaytonaNotFoundError
@@ -67,11 +58,11 @@ def ensure_snapshot(daytona: Daytona, name: str, image: Image, wait: float = 600
 
 
 @pytest.fixture(scope="session", autouse=True)
-def example_snapshots(request: pytest.FixtureRequest) -> None:
-    """Make sure the snapshots exist before a test of this module creates a sandbox."""
-    daytona = sdk_client(request.config)
+def example_snapshots(daytona_client: Daytona) -> None:
+    """Make sure the snapshots exist before a test of this module creates a sandbox
+    (`daytona_client`: the plugin's SDK client, pointed at the same backend)."""
     for name, image in images().items():
-        ensure_snapshot(daytona, name, image)
+        ensure_snapshot(daytona_client, name, image)
 
 
 #: The cases: the value the test gets, the marker that picks the snapshot, the id.

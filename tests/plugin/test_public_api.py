@@ -18,6 +18,7 @@ from pytest_daytona.factory import SandboxFactory, SandboxOverrides
 from pytest_daytona.options import RUN_WIDE
 from pytest_daytona.sandbox import DaytonaSandbox
 from pytest_daytona.settings import Settings
+from pytest_daytona.startup import SANDBOX_FIXTURES as STARTUP_FIXTURES
 
 #: Not errors a test can meet: two are caught inside the plugin (a call's deadline, a probe
 #: step's failure, which the probe prints), the other ends the run as Ctrl-C does.
@@ -150,7 +151,29 @@ def test_pytest_fixtures_documents_every_plugin_fixture(pytester: pytest.Pyteste
             in_plugin = "pytest_daytona" in line
         elif in_plugin and line and not line.startswith(" "):
             documented[line.split()[0]] = lines[number + 1].strip()
-    for name in ("daytona_sandbox", "daytona_session_sandbox", "daytona_sandbox_factory"):
-        assert name in documented
+    assert set(documented) == set(STARTUP_FIXTURES)  # every fixture that takes the backend
     for name, first_line in documented.items():
         assert first_line and "no docstring available" not in first_line, name
+
+
+CLIENT_TESTS = """
+def test_client_sees_the_sandboxes(daytona_client, daytona_sandbox):
+    assert daytona_client.get(daytona_sandbox.id).id == daytona_sandbox.id
+
+
+def test_client_alone_builds_the_backend(daytona_client):
+    assert daytona_client.snapshot.get("daytona-local").name == "daytona-local"
+"""
+
+
+def test_daytona_client_is_the_plugins_client_for_the_same_backend(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(CLIENT_TESTS)
+    result = pytester.runpytest("--daytona-backend", "local", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    # Only the second test alone: the fixture by itself starts the embedded backend.
+    result = pytester.runpytest(
+        "--daytona-backend", "local", "-p", "no:cacheprovider", "-k", "alone"
+    )
+    result.assert_outcomes(passed=1)
