@@ -421,10 +421,12 @@ def test_a_timed_out_command_keeps_its_partial_output(timed_box: Box) -> None:
 def test_children_that_ignore_term_are_killed_and_temp_files_removed(timed_box: Box) -> None:
     stdin = timed_box.tmp / "stdin.txt"
     stdin.write_text("in\n")
-    survivor = "trap '' TERM; sleep 3; echo survivor"
-    # `subprocess.run` returns only once every holder of the output pipe is gone.
+    survivor = "trap '' TERM; sleep 9; echo survivor"
+    # `subprocess.run` returns only once every holder of the output pipe is gone. The sleeps
+    # are long (the run ends as soon as they are killed): the grace before the KILL counts
+    # scans of /proc, which a loaded machine makes slow (3 s was once not enough).
     result = timed_box.run(
-        f"sh -c {shell_quote(survivor)} & (sleep 3; echo late) & cat; wait",
+        f"sh -c {shell_quote(survivor)} & (sleep 9; echo late) & cat; wait",
         stdin_path=str(stdin),
         remove_stdin=True,
         timeout=0.5,
