@@ -166,8 +166,12 @@ class Agent:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 await asyncio.to_thread(self.proc.wait)
             if init is not None:
-                # The namespace's first process dies of bwrap's death a moment later, and the
-                # kernel reports its exit only once every other process in it has exited.
+                # The namespace's first process does not always die of bwrap's death (seen:
+                # left waiting with no child, its parent gone): KILL it, which takes down
+                # whatever is left in the namespace. The kernel reports its exit only once
+                # every other process in it has exited.
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(init, signal.SIGKILL)
                 await asyncio.to_thread(select.select, [init], [], [], 5)
         finally:
             if init is not None:

@@ -71,6 +71,7 @@ def server(data_dir: Path) -> Iterator[LocalServer]:
     """A fresh server per test (isolation: bubblewrap when it works here)."""
     with LocalServer(data_dir) as srv:
         yield srv
+    assert_no_sandbox_process(data_dir)
 
 
 @pytest.fixture
@@ -91,6 +92,13 @@ def iso_server(data_dir: Path, isolation: str) -> Iterator[LocalServer]:
     """A server per isolation mode, for behaviour that must hold in both."""
     with LocalServer(data_dir, isolation=isolation) as srv:  # type: ignore[arg-type]
         yield srv
+    assert_no_sandbox_process(data_dir)
+
+
+def assert_no_sandbox_process(data_dir: Path) -> None:
+    """Once the server stopped, no process of its sandboxes is left (bubblewrap's name the
+    sandbox's directories on their command lines)."""
+    assert processes_mentioning(f"{data_dir}/sandboxes/") == []
 
 
 @pytest.fixture

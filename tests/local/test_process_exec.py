@@ -127,6 +127,8 @@ def test_stop_returns_only_once_every_process_of_the_sandbox_is_gone(
         assert _wait_for(lambda: len(processes_mentioning(marker)) == 12)
         iso_sandbox.stop()
         assert processes_mentioning(marker) == []
+        # Nor bubblewrap's own processes (their command lines name the sandbox's dirs).
+        assert processes_mentioning(f"/sandboxes/{iso_sandbox.id}/") == []
         iso_sandbox.start()
 
 
