@@ -61,7 +61,7 @@ class AsyncDaytonaSandbox:
         self._sync = sync
         self._connect = connect
         self._call = call
-        self._bound: tuple[asyncio.AbstractEventLoop, AsyncSandbox] | None = None
+        self._bound: tuple[asyncio.AbstractEventLoop, asyncio.Future[AsyncSandbox]] | None = None
 
     def __repr__(self) -> str:
         return f"<AsyncDaytonaSandbox {self.name} id={self.id} workspace={self.workspace}>"
@@ -99,8 +99,15 @@ class AsyncDaytonaSandbox:
         """The underlying `daytona.AsyncSandbox`, bound to the running event loop."""
         loop = asyncio.get_running_loop()
         if self._bound is None or self._bound[0] is not loop:
-            self._bound = (loop, await self._connect())
-        return self._bound[1]
+            # One lookup for all the calls that start at once (e.g. under `asyncio.gather`).
+            self._bound = (loop, asyncio.ensure_future(self._connect()))
+        bound = self._bound[1]
+        try:
+            return await asyncio.shield(bound)
+        except BaseException:
+            if bound.done() and self._bound is not None and self._bound[1] is bound:
+                self._bound = None  # failed: the next call tries again
+            raise
 
     async def run(
         self,

@@ -14,6 +14,7 @@ from pytest_daytona.local import LocalServer
 
 from .conftest import RunInner
 from .inner import settle
+from .test_faults import GET
 from .test_keep_and_summary import figures
 from .test_lease import make_settings
 from .test_performance import CREATE, DELETE, EXECUTE
@@ -139,14 +140,15 @@ def test_tests_sharing_an_event_loop(
 
 
 SUMMARY_TESTS = """
+import asyncio
+
 import pytest
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("n", range(4))
 async def test_async(daytona_async_sandbox, n):
-    for _ in range(n):
-        await daytona_async_sandbox.run("true", check=True)
+    await asyncio.gather(*(daytona_async_sandbox.run("true", check=True) for _ in range(n)))
 
 
 def test_sync(daytona_sandbox):
@@ -175,6 +177,9 @@ def test_summary_counts_async_and_sync_sandboxes_as_the_server_does(
     routes = server.stats()["by_route"]
     assert counts["created"] == counts["deleted"] == routes[CREATE] == routes[DELETE] == 6
     assert counts["commands"] == 0 + 1 + 2 + 3 + 1 + 1 == routes[EXECUTE]
+    # One lookup per async handle that made a call, even when its first calls were gathered
+    # (test_async[0] made none).
+    assert routes[GET] == 1 + 1 + 1 + 1
     assert settle(server) == {}
 
 
