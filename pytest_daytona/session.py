@@ -21,25 +21,23 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from . import lease, reuse, run_end
 from .backend import Backend
-from .calls import Attempt, Retry
 from .coordination import RunDir, ci_labels
 from .errors import BackendError, CoordinationError
+from .handles import make_handle
 from .hook_calls import Hooks
 from .keep import keep as keep_sandbox
 from .keep import set_policy
 from .lease import Api, LeaseRecord, Scope
 from .prewarm import Need, Pool, pool_key
 from .releases import BackgroundDeletes, ReleaseFailure
-from .sandbox import RUN_OPERATION, DaytonaSandbox, Workspace
+from .sandbox import DaytonaSandbox, Workspace
 from .settings import Settings
 from .stats import End, RunStats
 from .strays import Strays
-
-T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pytest
@@ -145,33 +143,7 @@ class SandboxSession:
     def _handle(
         self, api: Api, sdk: Sandbox, workspace: str | Workspace, settings: Settings
     ) -> DaytonaSandbox:
-        target = lease.describe(sdk)
-
-        def call(
-            operation: str,
-            fn: Callable[[Attempt], T],
-            *,
-            timeout: float,
-            retry: Retry = "idempotent",
-            passthrough: tuple[type[BaseException], ...] = (),
-        ) -> T:
-            __tracebackhide__ = True
-            started = time.monotonic()
-            result: T = api.caller.call(
-                operation,
-                fn,
-                timeout=timeout,
-                budget=settings.retry_budget,
-                target=target,
-                retry=retry,
-                passthrough=passthrough,
-                use_circuit=api.circuit,
-            )
-            if operation == RUN_OPERATION:
-                self.stats.command(sdk.id, time.monotonic() - started)
-            return result
-
-        return DaytonaSandbox(sdk, workspace, default_timeout=settings.timeout, call=call)
+        return make_handle(api, sdk, workspace, settings, self.stats)
 
     # -- sandboxes of this process ----------------------------------------------------------
 
