@@ -13,8 +13,8 @@ It owns the parts and their lifetime; each job lives in its own module:
 
 The name is kept because the plugin, the tests and the benchmarks know it. Here "session"
 means this process's share of the test run (one per process, kept in the pytest config's
-stash), not pytest's `Session`, the session sandbox, session scope or the run dir's
-``session`` lock; each of those is named in full where it is meant.
+stash; the pytest hooks call it ``sandbox_session``). It is not pytest's `Session`, nor the
+session sandbox (`SharedSandbox`), nor session scope, nor the run dir's ``session`` lock.
 """
 
 from __future__ import annotations
