@@ -10,13 +10,11 @@ binds to the test's loop on its first call (`async_sandbox`).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .async_calls import call_async
 from .async_sandbox import AsyncDaytonaSandbox
 from .fixtures import (
     backend_errors_fail_the_test,
@@ -27,18 +25,12 @@ from .fixtures import (
     sandbox_session,
 )
 from .outcomes import report_of
-from .sandbox import RUN_OPERATION
 
 if TYPE_CHECKING:
-    from daytona import AsyncSandbox
-
-    from .calls import Attempt, Retry
     from .factory import AsyncSandboxFactory
     from .sandbox import DaytonaSandbox
     from .session import SandboxSession
     from .settings import Settings
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -84,39 +76,7 @@ def daytona_async_sandbox_factory(
 def to_async(
     session: SandboxSession, sandbox: DaytonaSandbox, settings: Settings
 ) -> AsyncDaytonaSandbox:
-    """The async handle of `sandbox`: its calls get `settings`' deadlines and retries from the
-    process's `Caller`, and its commands count in the run's figures, as the sync handle's."""
-    from .lease import describe  # not at import: a run without sandboxes imports no pydantic
+    """The async handle of `sandbox` (see `handles.make_async_handle`)."""
+    from .handles import make_async_handle  # not at import: it loads pydantic
 
-    caller = session.backend.caller
-    target = describe(sandbox.sdk)
-
-    async def call(
-        operation: str,
-        fn: Callable[[Attempt], Awaitable[T]],
-        *,
-        timeout: float,
-        retry: Retry = "idempotent",
-        passthrough: tuple[type[BaseException], ...] = (),
-    ) -> T:
-        __tracebackhide__ = True
-        started = time.monotonic()
-        result = await call_async(
-            caller,
-            operation,
-            fn,
-            timeout=timeout,
-            budget=settings.retry_budget,
-            target=target,
-            retry=retry,
-            passthrough=passthrough,
-        )
-        if operation == RUN_OPERATION:
-            session.stats.command(sandbox.id, time.monotonic() - started)
-        return result
-
-    async def connect() -> AsyncSandbox:
-        client = await session.backend.async_client()
-        return await call("connect to", lambda _: client.get(sandbox.id), timeout=settings.timeout)
-
-    return AsyncDaytonaSandbox(sandbox, connect, call)
+    return make_async_handle(session.backend, sandbox, settings, session.stats)
