@@ -78,7 +78,6 @@ async def test_factory(daytona_async_sandbox_factory):
 """
 
 ASYNCIO_MARK = "pytest.mark.asyncio"
-ASYNCIO_INI = "[pytest]\nasyncio_default_fixture_loop_scope = function\n"
 ANYIO_MARK = "pytest.mark.anyio"
 ANYIO_BACKEND = """
 import pytest
@@ -106,7 +105,6 @@ def test_async_fixtures_under_each_runner(
         pytester.makepyfile(HANDLE_TESTS.format(mark=ANYIO_MARK))
         result = run_inner("-p", "no:asyncio", "-W", "error::ResourceWarning")
     else:
-        pytester.makeini(ASYNCIO_INI)
         pytester.makepyfile(HANDLE_TESTS.format(mark=ASYNCIO_MARK))
         result = run_inner("-p", "no:anyio", "-W", "error::ResourceWarning")
     result.assert_outcomes(passed=4)
@@ -131,7 +129,6 @@ async def test_one(daytona_async_sandbox, n):
 def test_tests_sharing_an_event_loop(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer
 ) -> None:
-    pytester.makeini(ASYNCIO_INI)
     pytester.makepyfile(SHARED_LOOP_TESTS)
     result = run_inner("-W", "error::ResourceWarning")
     result.assert_outcomes(passed=3)
@@ -169,7 +166,6 @@ def test_summary_counts_async_and_sync_sandboxes_as_the_server_does(
     server: LocalServer,
     workers: tuple[str, ...],
 ) -> None:
-    pytester.makeini(ASYNCIO_INI)
     pytester.makepyfile(SUMMARY_TESTS)
     result = run_inner(*workers)
     result.assert_outcomes(passed=6)
@@ -206,7 +202,6 @@ def pytest_daytona_sandbox_ready(sandbox, scope, fresh):
 def test_failure_report_and_hooks(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer
 ) -> None:
-    pytester.makeini(ASYNCIO_INI)
     pytester.makeconftest(HOOKS_CONFTEST)
     pytester.makepyfile(FAILING_TESTS)
     result = run_inner("-rA")

@@ -8,6 +8,7 @@ import pytest
 
 from pytest_daytona.local import LocalServer
 
+from ..conftest import INNER_INI
 from .conftest import RunInner
 
 SECRET = "dtn_secret_value_never_shown_123"
@@ -47,7 +48,7 @@ def test_invalid_configuration_is_a_usage_error_with_no_request(
     env: dict[str, str],
     expected: list[str],
 ) -> None:
-    pytester.makeini(f"[pytest]\n{ini}\n")
+    pytester.makeini(f"{INNER_INI}{ini}\n")
     pytester.makepyfile("def test_x(daytona_sandbox): pass")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -63,7 +64,7 @@ def test_invalid_configuration_is_a_usage_error_with_no_request(
 def test_every_problem_is_listed_at_once(
     pytester: pytest.Pytester, server: LocalServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytester.makeini("[pytest]\ndaytona_memory = -1\n")
+    pytester.makeini(f"{INNER_INI}daytona_memory = -1\n")
     pytester.makepyfile("def test_x(daytona_sandbox): pass")
     monkeypatch.setenv("DAYTONA_API_URL", "nope")
     monkeypatch.setenv("DAYTONA_API_KEY", SECRET)

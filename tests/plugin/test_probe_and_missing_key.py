@@ -9,6 +9,7 @@ import pytest
 
 from pytest_daytona.local import LocalServer
 
+from ..conftest import INNER_INI
 from .conftest import RunInner
 from .inner import settle
 
@@ -163,7 +164,7 @@ def test_missing_key_local_runs_the_sandbox_tests_on_the_embedded_server(
 ) -> None:
     """From the ini file; the cloud URL the job would use is left aside with the key absent."""
     pytester.makepyfile(TESTS)
-    pytester.makeini("[pytest]\ndaytona_missing_key = local\n")
+    pytester.makeini(f"{INNER_INI}daytona_missing_key = local\n")
     monkeypatch.setenv("DAYTONA_API_URL", closed_port_url())
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
