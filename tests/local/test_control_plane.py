@@ -20,9 +20,13 @@ from daytona_api_client import SandboxListSortDirection, SandboxListSortField, S
 
 from pytest_daytona.local import LocalServer
 
+from ..sdk_version import requires_sdk, volume_error
 from .conftest import http_json
 
+needs_fork = requires_sdk("0.202.0", reason="Sandbox.fork() appeared in daytona 0.202.0")
 
+
+@needs_fork
 def test_fork_copies_files_and_settings(client: Daytona) -> None:
     source = client.create(
         CreateSandboxFromSnapshotParams(name="src", env_vars={"K": "v"}, labels={"l": "1"})
@@ -37,6 +41,7 @@ def test_fork_copies_files_and_settings(client: Daytona) -> None:
     assert source.process.exec("cat proj/data.txt").result.strip() == "original"
 
 
+@needs_fork
 def test_fork_needs_a_started_sandbox_and_a_free_name(client: Daytona, sandbox: Sandbox) -> None:
     client.create(CreateSandboxFromSnapshotParams(name="taken"))
     with pytest.raises(DaytonaBadRequestError, match="started state to fork") as _:
@@ -64,13 +69,18 @@ def test_update_env_is_seen_by_later_commands(iso_sandbox: Sandbox) -> None:
     assert out.strip() == "hello-unset"
 
 
-def test_public_activity_and_network_are_recorded(client: Daytona, sandbox: Sandbox) -> None:
-    before = client.get(sandbox.id).last_activity_at
+@requires_sdk("0.223.1", reason="Sandbox.set_public() appeared in daytona 0.223.1")
+def test_public_is_recorded(client: Daytona, sandbox: Sandbox) -> None:
+    assert client.get(sandbox.id).public is False
     sandbox.set_public(True)
+    assert client.get(sandbox.id).public is True
+
+
+def test_activity_and_network_are_recorded(client: Daytona, sandbox: Sandbox) -> None:
+    before = client.get(sandbox.id).last_activity_at
     sandbox.refresh_activity()
     sandbox.update_network_settings(network_allow_list="10.0.0.0/8,192.168.1.0/24")
     fresh = client.get(sandbox.id)
-    assert fresh.public is True
     assert (fresh.last_activity_at or "") >= (before or "")
     assert (fresh.network_block_all, fresh.network_allow_list) == (
         False,
@@ -143,7 +153,7 @@ def test_unknown_routes_answer_daytona_404(server: LocalServer, client: Daytona)
         status, body = http_json(server, method, path, server.token)
         assert status == 404, (method, path)
         assert body["statusCode"] == 404 and body["source"] == "DAYTONA_API"
-    with pytest.raises(DaytonaNotFoundError):
+    with pytest.raises(volume_error(DaytonaNotFoundError)):
         client.volume.get("missing")
     with pytest.raises(DaytonaNotFoundError):
         client.snapshot.get("missing")

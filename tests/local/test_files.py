@@ -25,7 +25,6 @@ from daytona import (
     DaytonaError,
     DaytonaFileAccessDeniedError,
     DaytonaFileNotFoundError,
-    DaytonaInvalidFilePathError,
     FileDownloadRequest,
     FileUpload,
     Sandbox,
@@ -34,6 +33,7 @@ from daytona._sync.filesystem import FileSystem
 
 from pytest_daytona.local import LocalServer
 
+from ..sdk_version import requires_sdk
 from .conftest import require_bwrap
 
 GO_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC$")
@@ -154,8 +154,15 @@ def test_download_errors_per_file_and_streamed(iso_sandbox: Sandbox) -> None:
         fs.download_file("dl/absent.txt")
     with pytest.raises(DaytonaFileNotFoundError):
         list(fs.download_file_stream("dl/absent.txt"))
+
+
+@requires_sdk("0.203.0", reason="daytona.DaytonaInvalidFilePathError appeared in daytona 0.203.0")
+def test_streamed_directory_download_is_an_invalid_file_path(sandbox: Sandbox) -> None:
+    from daytona import DaytonaInvalidFilePathError
+
+    sandbox.fs.create_folder("dl", "755")
     with pytest.raises(DaytonaInvalidFilePathError):
-        list(fs.download_file_stream("dl"))
+        list(sandbox.fs.download_file_stream("dl"))
 
 
 def test_download_parts_name_the_path_both_ways(

@@ -9,6 +9,7 @@ terminal, many clients per session, kill = exit code 137).
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from daytona import (
@@ -54,11 +55,19 @@ def test_sessions_list_resize_share_clients_and_die_on_kill(sandbox: Sandbox) ->
     second = process.connect_pty_session("shared")
     second.send_input("stty size; echo done-$((6*7))\n")
     seen = bytearray()
-    while b"done-42" not in seen:  # output of the second client's input reaches the first
-        before = len(seen)
-        first.wait(on_data=seen.extend, timeout=10)
-        assert len(seen) > before, seen
-    assert b"12 40" in seen
+    # Output of the second client's input reaches the first. Read by iterating the handle:
+    # its wait(timeout=) returns from an idle PTY only from daytona 0.226.1 on. A PTY that
+    # stays silent is killed by the guard, which ends the loop (and fails the test).
+    guard = threading.Timer(60, process.kill_pty_session, args=("shared",))
+    guard.start()
+    try:
+        for chunk in first:
+            seen.extend(chunk)
+            if b"done-42" in seen:
+                break
+    finally:
+        guard.cancel()
+    assert b"done-42" in seen and b"12 40" in seen, seen
 
     first.kill()
     assert (second.wait(timeout=30).exit_code, second.error) == (137, "SIGKILL")

@@ -24,6 +24,7 @@ from pytest_daytona.local import LocalServer
 from pytest_daytona.local.store import Store
 from pytest_daytona.local.volumes import volume_mounts
 
+from ..sdk_version import volume_error
 from .conftest import close_client, http_json
 
 
@@ -54,7 +55,7 @@ def test_snapshot_from_image_name(client: Daytona) -> None:
         client.snapshot.create(CreateSnapshotParams(name="py-312", image="python:3.12-slim"))
     with pytest.raises(DaytonaBadRequestError, match=":latest"):
         client.snapshot.create(CreateSnapshotParams(name="x", image="python:latest"))
-    client.snapshot.delete("py-312")
+    client.snapshot.delete(snap)
     with pytest.raises(DaytonaNotFoundError):
         client.snapshot.get("py-312")
 
@@ -132,10 +133,10 @@ def test_volumes_create_get_list_delete(client: Daytona) -> None:
     assert (vol.name, vol.state) == ("data", VolumeState.READY)
     assert client.volume.get("data").id == vol.id
     assert [v.name for v in client.volume.list()] == ["data"]
-    with pytest.raises(DaytonaBadRequestError, match="already exists"):
+    with pytest.raises(volume_error(DaytonaBadRequestError), match="already exists"):
         client.volume.create("data")
     client.volume.delete(vol)
-    with pytest.raises(DaytonaNotFoundError):
+    with pytest.raises(volume_error(DaytonaNotFoundError)):
         client.volume.get("data")
 
 
@@ -173,7 +174,7 @@ def test_volume_mounts_are_checked_and_recorded(server: LocalServer, client: Day
     base = server.data_dir / "volumes" / vol.id
     assert pairs == [(base, "/home/daytona/shared"), (base / "team" / "a", "/mnt/part")]
     assert (base / "team" / "a").is_dir()
-    with pytest.raises(DaytonaConflictError, match="in use by one or more sandboxes"):
+    with pytest.raises(volume_error(DaytonaConflictError), match="in use by one or more sandboxes"):
         client.volume.delete(vol)
     sb.delete()
     client.volume.delete(vol)
