@@ -46,18 +46,27 @@ class AsyncClients:
             from daytona import AsyncDaytona
 
             client = AsyncDaytona(self._config())
-            guard = _close_at_shutdown(client)
+            guard = _close_at_shutdown(client, lambda: self._forget(loop))
             self._by_loop[loop] = _LoopClient(client, guard)
         await guard.__anext__()  # its first step registers it with the loop
         return client
 
     def __len__(self) -> int:
+        """How many loops have a client now."""
         with self._lock:
             return len(self._by_loop)
 
+    def _forget(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The client refers to its loop, so the weak key alone would never let go of either.
+        with self._lock:
+            self._by_loop.pop(loop, None)
 
-async def _close_at_shutdown(client: AsyncDaytona) -> AsyncGenerator[None, None]:
+
+async def _close_at_shutdown(
+    client: AsyncDaytona, forget: Callable[[], None]
+) -> AsyncGenerator[None, None]:
     try:
         yield
     finally:
+        forget()
         await client.close()  # type: ignore[no-untyped-call]

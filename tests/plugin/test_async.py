@@ -253,5 +253,7 @@ def test_each_event_loop_gets_a_client_closed_when_the_loop_ends(server: LocalSe
         assert asyncio.run(use()) >= 1
         assert seen[0] is not seen[1]  # the second loop got its own client
         assert connections_to(port) == 0
+        clients = backend._async_clients
+        assert clients is not None and len(clients) == 0  # ended loops are not held on to
     finally:
         backend.close()
