@@ -39,7 +39,6 @@ class RunPlan:
     to upload first (if any), and what is needed to read the answer."""
 
     shown: str  # the command as shell text, for results and messages
-    cwd: str | None  # as the caller gave it (for the command log)
     limit: float  # the command's deadline, seconds
     command: str
     env: dict[str, str]
@@ -127,7 +126,6 @@ def plan_run(
     call_command, call_env = toolbox_call(script)
     return RunPlan(
         shown=shown,
-        cwd=cwd,
         limit=limit,
         command=call_command,
         env=call_env,
