@@ -36,6 +36,23 @@ def _parser() -> argparse.ArgumentParser:
         default="auto",
         help="run commands under bubblewrap when available (auto), always (bwrap) or never",
     )
+    serve.add_argument(
+        "--default-registry",
+        default=None,
+        help="registry that short image names (python:3.12-slim) resolve against",
+    )
+    serve.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=None,
+        help="registry host[:port] reached over plain HTTP (loopback ones always are); repeat",
+    )
+    serve.add_argument(
+        "--default-image",
+        default=None,
+        help="image of sandboxes created with neither image nor snapshot "
+        "(default: this machine's userland)",
+    )
     return parser
 
 
@@ -52,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=args.token,
         transition_delay=args.transition_delay,
         isolation=args.isolation,
+        default_registry=args.default_registry,
+        insecure_registries=args.insecure_registry,
+        default_image=args.default_image,
     )
     serve_forever(server)
     return 0

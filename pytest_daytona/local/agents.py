@@ -25,7 +25,9 @@ from typing import Any
 
 from .agent import wire
 from .agent.procs import PR_SET_PDEATHSIG, prctl
+from .agent_runtime import agent_runtime
 from .errors import ApiError, daemon_error
+from .image_sandbox import ImageLaunch
 from .runner import Runner
 
 log = logging.getLogger(__name__)
@@ -218,14 +220,17 @@ class Agents:
         tmp: Path,
         mounts: list[tuple[Path, str]],
         files: list[tuple[Path, str]] | None = None,
+        image: ImageLaunch | None = None,
     ) -> Agent:
-        """The sandbox's agent, started if it is not running."""
+        """The sandbox's agent, started if it is not running (in `image` when given)."""
         agent = self._agents.get(sandbox_id)
         if agent is not None and agent.alive:
             return agent
         pending = self._starting.get(sandbox_id)
         if pending is None:
-            pending = asyncio.ensure_future(self._start(sandbox_id, home, tmp, mounts, files))
+            pending = asyncio.ensure_future(
+                self._start(sandbox_id, home, tmp, mounts, files, image)
+            )
             self._starting[sandbox_id] = pending
             pending.add_done_callback(lambda _: self._starting.pop(sandbox_id, None))
         return await asyncio.shield(pending)
@@ -237,7 +242,15 @@ class Agents:
         tmp: Path,
         mounts: list[tuple[Path, str]],
         files: list[tuple[Path, str]] | None,
+        image: ImageLaunch | None = None,
     ) -> Agent:
+        if image is not None and not self.runner.images_supported:
+            raise ApiError(
+                400,
+                f"sandbox {sandbox_id}: image {image.image.name} cannot run here: images need "
+                "bubblewrap (apt-get install bubblewrap) and overlayfs in a user namespace "
+                "(Linux 5.11 or newer)",
+            )
         ours, theirs = socket.socketpair()
         info_read, info_write = os.pipe() if self.runner.isolated else (None, None)
         passed = [fd for fd in (theirs.fileno(), info_write) if fd is not None]
@@ -245,15 +258,25 @@ class Agents:
             isolated = self.runner.isolated
             root = _AGENT_ROOT if isolated else _PACKAGE_ROOT
             package = (Path(_PACKAGE_ROOT) / "pytest_daytona", f"{_AGENT_ROOT}/pytest_daytona")
-            argv = self.runner.launch_argv(
-                [_PYTHON, "-I", "-S", "-c", _BOOT, root, str(theirs.fileno())],
-                home=home,
-                tmp=tmp,
-                mounts=mounts,
-                files=[*(files or []), package],
-                keep=(os.path.dirname(_PYTHON),),
-                info_fd=info_write,
-            )
+            boot = ["-I", "-S", "-c", _BOOT, root, str(theirs.fileno())]
+            if image is not None and self.runner.bwrap is not None:
+                argv = image.argv(
+                    self.runner.bwrap,
+                    [*agent_runtime().python, *boot],
+                    binds=mounts,
+                    ro_files=[*(files or []), package],
+                    info_fd=info_write,
+                )
+            else:
+                argv = self.runner.launch_argv(
+                    [_PYTHON, *boot],
+                    home=home,
+                    tmp=tmp,
+                    mounts=mounts,
+                    files=[*(files or []), package],
+                    keep=(os.path.dirname(_PYTHON),),
+                    info_fd=info_write,
+                )
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

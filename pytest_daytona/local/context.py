@@ -17,6 +17,7 @@ from .agents import Agent, AgentGone, Agents
 from .control import Control
 from .entrypoint import ensure_entrypoint
 from .errors import ApiError
+from .image_sandbox import ImageLaunch
 from .late import LateCompletions
 from .lifecycle import Lifecycle
 from .records import SandboxRecord
@@ -51,9 +52,27 @@ class LocalContext:
         paths = self._paths.get(record.id)
         if paths is None:
             store = self.lifecycle.store
-            paths = self.agents.runner.paths(store.home_dir(record.id), store.tmp_dir(record.id))
+            home, tmp = store.home_dir(record.id), store.tmp_dir(record.id)
+            launch = self.image_launch(record)
+            if launch is None:
+                paths = self.agents.runner.paths(home, tmp)
+            else:
+                paths = SandboxPaths(
+                    home,
+                    tmp,
+                    isolated=True,
+                    work_dir=launch.work_dir,
+                    user_home=launch.identity.home,
+                )
             self._paths[record.id] = paths
         return paths
+
+    def image_launch(self, record: SandboxRecord) -> ImageLaunch | None:
+        """How the sandbox starts in its image; None for this machine's userland."""
+        if record.image is None:
+            return None
+        base = self.lifecycle.store.sandbox_dir(record.id) / "root"
+        return ImageLaunch.of(record.image, base, record.id)
 
     async def agent(self, record: SandboxRecord) -> Agent:
         """The toolbox agent of a started sandbox (started now if it is not running)."""
@@ -64,6 +83,7 @@ class LocalContext:
             store.tmp_dir(record.id),
             self.mounts(record),
             self.files(record),
+            self.image_launch(record),
         )
 
     def follow_state(self, sandbox_id: str, state: str) -> None:

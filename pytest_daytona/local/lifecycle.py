@@ -9,8 +9,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import dockerfile
+from .build_logs import BuildLog
+from .builds import Builder, BuildFailed
+from .dockerfile import DockerfileError
 from .errors import ApiError
+from .image_root import ImageUse
 from .records import CreateSandboxBody, SandboxRecord, State, iso_now, new_sandbox_id
+from .sandbox_rules import OPS, check_resize, resolve_auto_archive
 from .snapshots import Snapshots
 from .store import Store
 from .volumes import Volumes
@@ -18,63 +24,6 @@ from .volumes import Volumes
 log = logging.getLogger(__name__)
 
 Emit = Callable[[str, dict[str, Any]], Awaitable[None]]
-
-#: Per-operation: states it may start from, the transitional state, the settled state.
-_OPS: dict[str, tuple[frozenset[State], State, State]] = {
-    "start": (
-        frozenset({State.STOPPED, State.ARCHIVED, State.STARTED}),
-        State.STARTING,
-        State.STARTED,
-    ),
-    "stop": (
-        frozenset({State.STARTED, State.STOPPED, State.PAUSED}),
-        State.STOPPING,
-        State.STOPPED,
-    ),
-    "recover": (frozenset({State.ERROR}), State.STARTING, State.STARTED),
-    "archive": (frozenset({State.STOPPED}), State.ARCHIVING, State.ARCHIVED),
-    "pause": (frozenset({State.STARTED}), State.PAUSING, State.PAUSED),
-}
-_OPS["start"] = (_OPS["start"][0] | {State.PAUSED}, State.STARTING, State.STARTED)
-
-
-#: Daytona's default ``maxAutoArchiveInterval`` (minutes): what an auto-archive interval of 0 means.
-MAX_AUTO_ARCHIVE_MINUTES = 43200
-
-
-def resolve_auto_archive(minutes: int) -> int:
-    """An auto-archive interval as the API stores it: 0 is the maximum, more is capped to it."""
-    if minutes < 0:
-        raise ApiError(400, "Auto-archive interval must be non-negative")
-    return MAX_AUTO_ARCHIVE_MINUTES if minutes == 0 else min(minutes, MAX_AUTO_ARCHIVE_MINUTES)
-
-
-def check_resize(
-    record: SandboxRecord, cpu: int | None, memory: int | None, disk: int | None
-) -> None:
-    """Daytona's resize rules: started (cpu and memory up only) or stopped, disk never down."""
-    if record.state not in (State.STARTED, State.STOPPED):
-        raise ApiError(400, "Sandbox must be in started or stopped state to resize")
-    if cpu is None and memory is None and disk is None:
-        raise ApiError(
-            400, "No resource changes specified - sandbox is already at the desired configuration"
-        )
-    if disk is not None and record.state is not State.STOPPED:
-        raise ApiError(400, "Disk resize can only be performed on a stopped sandbox")
-    if record.state is State.STARTED and cpu is not None and cpu < record.cpu:
-        raise ApiError(400, "Sandbox must be in stopped state to decrease the number of CPU cores")
-    if record.state is State.STARTED and memory is not None and memory < record.memory:
-        raise ApiError(400, "Sandbox must be in stopped state to decrease memory")
-    if disk is not None and disk < record.disk:
-        raise ApiError(400, "Sandbox disk size cannot be decreased")
-    if (cpu or record.cpu, memory or record.memory, disk or record.disk) == (
-        record.cpu,
-        record.memory,
-        record.disk,
-    ):
-        raise ApiError(
-            400, "No resource changes specified - sandbox is already at the desired configuration"
-        )
 
 
 class Lifecycle:
@@ -96,6 +45,8 @@ class Lifecycle:
         transition_delay: float = 0.0,
         minute: float = 60.0,
         halt: Callable[[str], Awaitable[None]] | None = None,
+        builder: Builder | None = None,
+        default_image: str | None = None,
     ) -> None:
         self.store = store
         self._emit = emit
@@ -105,6 +56,10 @@ class Lifecycle:
         self.minute = minute
         self.creates = 0
         self.snapshots = Snapshots(store, minute=minute)
+        self.builder = builder
+        self.default_image = default_image
+        #: Logs of the builds of sandboxes created from an image, by sandbox id.
+        self.build_logs: dict[str, BuildLog] = {}
         self.volumes = Volumes(store)
         self._tasks: set[asyncio.Task[None]] = set()
         self._reaper: asyncio.Task[None] | None = None
@@ -128,7 +83,11 @@ class Lifecycle:
         name = body.name or sandbox_id
         if self.store.get(name) is not None:
             raise ApiError(409, f"Sandbox with name {name} already exists")
-        snapshot = None if body.build_info else self.snapshots.usable(body.snapshot)
+        dockerfile_text = body.build_info.dockerfile_content if body.build_info else None
+        if dockerfile_text is None and not body.snapshot and self.default_image:
+            dockerfile_text = f"FROM {self.default_image}\n"
+        snapshot = None if dockerfile_text else self.snapshots.usable(body.snapshot)
+        snapshot_image = snapshot.image if snapshot is not None else None
         volumes = self.volumes.resolve_mounts(body.volumes)
         linked = self._linked(body)
         record = SandboxRecord(
@@ -136,7 +95,7 @@ class Lifecycle:
             name=name,
             snapshot=None if snapshot is None else snapshot.name,
             user=body.user or "daytona",
-            env={**(snapshot.steps.env if snapshot else {}), **body.env},
+            env=body.env,
             labels=body.labels,
             public=bool(body.public),
             network_block_all=bool(body.network_block_all),
@@ -150,6 +109,7 @@ class Lifecycle:
             gpu=body.gpu or 0,
             build_info=body.build_info,
             linked_sandbox_id=None if linked is None else linked.id,
+            image=snapshot_image,
         )
         for field in ("auto_stop_interval", "auto_archive_interval", "auto_delete_interval"):
             value = getattr(body, field)
@@ -158,12 +118,58 @@ class Lifecycle:
         record.auto_archive_interval = resolve_auto_archive(record.auto_archive_interval)
         if body.ttl_minutes:
             record.set_ttl(body.ttl_minutes)
+        if dockerfile_text is not None:
+            record.image = self._cached_image(dockerfile_text)
         self.store.add(record)
-        if snapshot is not None:
-            await asyncio.to_thread(self.snapshots.apply, snapshot, self.store.home_dir(record.id))
         self.creates += 1
+        if dockerfile_text is not None and record.image is None:
+            hashes = body.build_info.context_hashes if body.build_info else None
+            await self._build_first(record, dockerfile_text, hashes or [])
+            return record
         await self._announce_new(record)
         return record
+
+    def _cached_image(self, text: str) -> ImageUse | None:
+        """The image of a plain ``FROM`` when it is in the cache (no build, no network)."""
+        if self.builder is None:
+            raise ApiError(400, "this local server builds no images (it has no image store)")
+        try:
+            base, steps = dockerfile.parse(text)
+        except DockerfileError:
+            return None  # the build reports it
+        return None if steps else self.builder.cached_pull(base)
+
+    async def _build_first(self, record: SandboxRecord, text: str, hashes: list[str]) -> None:
+        """``pending_build`` while it pulls or builds, then ``started`` (or ``build_failed``);
+        with a transition delay the answer comes at once, else after the build."""
+        record.set_state(State.PENDING_BUILD)
+        self.store.save(record)
+        log = self.build_logs[record.id] = BuildLog()
+        await self._emit("sandbox.created", self.dto(record))
+        work = self._build_then_start(record, text, hashes, log)
+        if self.transition_delay:
+            self._spawn(work)
+        else:  # instant: the answer has the outcome (and a failure's reason)
+            await work
+
+    async def _build_then_start(
+        self, record: SandboxRecord, text: str, hashes: list[str], log: BuildLog
+    ) -> None:
+        assert self.builder is not None
+        try:
+            image = await self.builder.build(text, hashes, log.append)
+        except BuildFailed as exc:
+            log.append(f"Build failed: {exc}")
+            if self.store.get(record.id) is record:
+                record.error_reason = str(exc)
+                await self._set(record, State.BUILD_FAILED)
+            return
+        finally:
+            log.close()
+        if self.store.get(record.id) is not record or record.state is not State.PENDING_BUILD:
+            return  # deleted while it built
+        record.image = image
+        await self._transition(record, State.STARTING, State.STARTED)
 
     async def fork(self, source: SandboxRecord, name: str | None) -> SandboxRecord:
         """A new sandbox with a copy of `source`'s files and settings, started."""
@@ -245,7 +251,7 @@ class Lifecycle:
 
     async def change(self, record: SandboxRecord, op: str) -> SandboxRecord:
         """Start, stop, recover, archive or pause a sandbox, as the REST endpoints ask."""
-        allowed, transitional, settled = _OPS[op]
+        allowed, transitional, settled = OPS[op]
         if op == "pause" and record.state is not State.STARTED:
             raise ApiError(400, "Sandbox must be in started state to pause")
         if op == "start" and record.state is State.PAUSED:

@@ -12,6 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from .image_root import ImageUse
+
 
 class State(str, Enum):
     """Sandbox states the local server uses (a subset of Daytona's)."""
@@ -31,6 +33,8 @@ class State(str, Enum):
     FORKING = "forking"
     DESTROYING = "destroying"
     DESTROYED = "destroyed"
+    PENDING_BUILD = "pending_build"
+    BUILD_FAILED = "build_failed"
 
 
 #: Where a transitional state settles when the server restarts mid-transition.
@@ -44,6 +48,7 @@ SETTLED_AFTER_RESTART: dict[State, State] = {
     State.RESIZING: State.STARTED,
     State.FORKING: State.STARTED,
     State.DESTROYING: State.DESTROYED,
+    State.PENDING_BUILD: State.BUILD_FAILED,  # the build died with the server
 }
 
 DEFAULT_AUTO_STOP_MINUTES = 15
@@ -150,6 +155,8 @@ class SandboxRecord(_Camel):
     ttl_minutes: int = 0
     ttl_anchor_ts: float | None = None
     build_info: BuildInfoBody | None = None
+    # The image the sandbox runs in (None: this machine's userland).
+    image: ImageUse | None = None
     # The sandbox this one is linked to (`linkedSandbox` at create): its name resolves here.
     linked_sandbox_id: str | None = None
     created_at: str = Field(default_factory=iso_now)
@@ -212,7 +219,14 @@ class SandboxRecord(_Camel):
 
 
 #: Bookkeeping the record keeps on disk but the REST API does not return.
-_INTERNAL_FIELDS = {"last_activity_ts", "stopped_ts", "ttl_minutes", "ttl_anchor_ts", "auth_token"}
+_INTERNAL_FIELDS = {
+    "last_activity_ts",
+    "stopped_ts",
+    "ttl_minutes",
+    "ttl_anchor_ts",
+    "auth_token",
+    "image",
+}
 
 
 def _desired_state(state: State) -> str:

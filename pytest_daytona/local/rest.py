@@ -10,9 +10,9 @@ from pydantic import BaseModel
 
 from .context import LOCAL, LocalContext, parse_body
 from .errors import ApiError
-from .lifecycle import resolve_auto_archive
 from .records import CreateSandboxBody, SandboxRecord
 from .rest_list import list_sandboxes
+from .sandbox_rules import resolve_auto_archive
 
 SANDBOX = "/sandbox/{sandboxIdOrName}"
 

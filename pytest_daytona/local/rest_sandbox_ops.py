@@ -8,6 +8,7 @@ import re
 from aiohttp import web
 from pydantic import Field
 
+from .build_logs import stream_log
 from .context import LOCAL, parse_body
 from .errors import ApiError
 from .records import SandboxRecord, _Camel, iso_now
@@ -146,6 +147,35 @@ async def update_network_settings(request: web.Request) -> web.Response:
     return _save(request, record)
 
 
+async def build_logs_url(request: web.Request) -> web.Response:
+    """``GET /sandbox/{id}/build-logs-url``: where the build of its image is followed."""
+    record = _sandbox(request)
+    return web.json_response(
+        {"url": f"{request.app[LOCAL].api_url}/sandbox/{record.id}/build-logs"}
+    )
+
+
+async def build_logs(request: web.Request) -> web.StreamResponse:
+    """``GET /sandbox/{id}/build-logs[?follow=true]``: the pull or build of its image."""
+    record = _sandbox(request)
+    log = request.app[LOCAL].lifecycle.build_logs.get(record.id)
+    return await stream_log(request, log, [])
+
+
+async def push_access(request: web.Request) -> web.Response:
+    """``GET /object-storage/push-access``: refused, saying why (build contexts cannot reach
+    this server: see the README's Local backend section)."""
+    raise ApiError(
+        400,
+        "the local server cannot take build contexts (Image.add_local_file, add_local_dir, "
+        "pip_install_from_requirements/pyproject): the daytona SDK uploads them with its "
+        "object-storage client (obstore's S3Store), which it builds in an emptied environment "
+        "without allow_http, so it refuses this server's plain http:// address. Put the files "
+        "into the image another way (RUN steps, a base image that has them), or upload them "
+        "into the sandbox with sandbox.fs.upload_file after it starts",
+    )
+
+
 def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
     """Register these routes under `prefix` (``/api``)."""
     router.add_post(f"{prefix}{SANDBOX}/fork", fork_sandbox)
@@ -153,3 +183,6 @@ def add_routes(router: web.UrlDispatcher, prefix: str) -> None:
     router.add_post(f"{prefix}{SANDBOX}/public/{{isPublic}}", set_public)
     router.add_post(f"{prefix}/sandbox/{{sandboxId}}/last-activity", update_last_activity)
     router.add_post(f"{prefix}{SANDBOX}/network-settings", update_network_settings)
+    router.add_get(f"{prefix}{SANDBOX}/build-logs-url", build_logs_url)
+    router.add_get(f"{prefix}{SANDBOX}/build-logs", build_logs)
+    router.add_get(f"{prefix}/object-storage/push-access", push_access)

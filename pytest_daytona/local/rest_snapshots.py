@@ -7,6 +7,8 @@ import math
 
 from aiohttp import web
 
+from .build_logs import BuildLog, stream_log
+from .builds import BuildFailed
 from .context import LOCAL, parse_body
 from .errors import ApiError
 from .lifecycle import Lifecycle
@@ -20,27 +22,56 @@ def _lifecycle(request: web.Request) -> Lifecycle:
     return request.app[LOCAL].lifecycle
 
 
-async def _build(lifecycle: Lifecycle, record: SnapshotRecord) -> None:
-    """pending -> pulling or building -> active, one transition delay each."""
+async def _prepare(lifecycle: Lifecycle, record: SnapshotRecord, log: BuildLog) -> None:
+    """pending -> pulling or building -> active (or error / build_failed), the transition
+    delay before each step; the pull or build runs in the pulling/building state."""
+    builder = lifecycle.builder
     working = SnapshotState.BUILDING if record.build else SnapshotState.PULLING
-    for state in (working, SnapshotState.ACTIVE):
+    snapshots = lifecycle.snapshots
+    try:
         await asyncio.sleep(lifecycle.transition_delay)
-        if lifecycle.snapshots.table.get(record.id) is not record:
+        if snapshots.table.get(record.id) is not record:
             return  # deleted meanwhile
-        record.set_state(state)
-        lifecycle.snapshots.save(record)
+        record.set_state(working)
+        snapshots.save(record)
+        if builder is None:
+            raise BuildFailed("this local server has no image store")
+        log.append(f"Creating snapshot {record.name}")
+        if record.build is not None:
+            hashes = record.build.context_hashes or []
+            image = await builder.build(record.build.dockerfile_content or "", hashes, log.append)
+        else:
+            image = await builder.pull(record.image_name or "", log.append)
+        await asyncio.sleep(lifecycle.transition_delay)
+    except BuildFailed as exc:
+        log.append(f"Failed: {exc}")
+        if snapshots.table.get(record.id) is record:
+            record.error_reason = str(exc)
+            failed = SnapshotState.BUILD_FAILED if record.build else SnapshotState.ERROR
+            record.set_state(failed)
+            snapshots.save(record)
+        return
+    finally:
+        log.close()
+    if snapshots.table.get(record.id) is not record:
+        return
+    record.image = image
+    record.set_state(SnapshotState.ACTIVE)
+    log.lines.append(f"Snapshot {record.name} is active")
+    snapshots.save(record)
 
 
 async def create_snapshot(request: web.Request) -> web.Response:
-    """``POST /snapshots``: from an image name or a declarative image's build info."""
+    """``POST /snapshots``: pull an image or build a declarative one. Without a transition
+    delay the answer waits for the snapshot to be active (or failed)."""
     body = await parse_body(request, CreateSnapshotBody)
     lifecycle = _lifecycle(request)
     record = lifecycle.snapshots.create(body)
+    log = lifecycle.build_logs[record.id] = BuildLog(record.logs)
     if lifecycle.transition_delay:
-        lifecycle.spawn(_build(lifecycle, record))
+        lifecycle.spawn(_prepare(lifecycle, record, log))
     else:
-        record.set_state(SnapshotState.ACTIVE)
-        lifecycle.snapshots.save(record)
+        await _prepare(lifecycle, record, log)
     return web.json_response(record.to_api())
 
 
@@ -104,10 +135,12 @@ async def build_logs_url(request: web.Request) -> web.Response:
     return web.json_response({"url": url})
 
 
-async def build_logs(request: web.Request) -> web.Response:
-    """``GET /snapshots/{id}/build-logs[?follow=true]``: what the local build did and did not."""
-    record = _lifecycle(request).snapshots.get(request.match_info["id"])
-    return web.Response(text="".join(f"{line}\n" for line in record.logs))
+async def build_logs(request: web.Request) -> web.StreamResponse:
+    """``GET /snapshots/{id}/build-logs[?follow=true]``: the pull's or build's log; followed,
+    each line as it comes until the snapshot is done."""
+    lifecycle = _lifecycle(request)
+    record = lifecycle.snapshots.get(request.match_info["id"])
+    return await stream_log(request, lifecycle.build_logs.get(record.id), record.logs)
 
 
 # -- volumes --------------------------------------------------------------------------------

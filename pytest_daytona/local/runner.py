@@ -70,6 +70,9 @@ class Runner:
         self._hidden = hidden
         self._etc = etc
         self._identity = self._identity_files() if bwrap is not None and etc is not None else None
+        #: Whether sandboxes can run in images here (bubblewrap, and overlayfs in a user
+        #: namespace); the server probes it.
+        self.images_supported = False
 
     @property
     def isolated(self) -> bool:

@@ -17,11 +17,21 @@ class SandboxPaths:
     to `home` and `tmp`, and the work dir is the host path of `home`.
     """
 
-    def __init__(self, home: Path, tmp: Path, *, isolated: bool) -> None:
+    def __init__(
+        self,
+        home: Path,
+        tmp: Path,
+        *,
+        isolated: bool,
+        work_dir: str | None = None,
+        user_home: str | None = None,
+    ) -> None:
         self.home = home
         self.tmp = tmp
         self.isolated = isolated
-        self.work_dir = SANDBOX_HOME if isolated else str(home)
+        self.work_dir = work_dir or (SANDBOX_HOME if isolated else str(home))
+        #: The user's home as the sandbox sees it (an image's user may have another).
+        self.user_home = user_home or self.work_dir
 
     def confine(self) -> list[str] | None:
         """Host directories file calls must stay in; None under bubblewrap."""

@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -22,9 +22,13 @@ from aiohttp import web
 
 from .agents import Agents
 from .app import build_app, stats
+from .builds import Builder
 from .context import LocalContext
 from .control import Control, ErrorStateRule, FaultRule, LatencyRule
+from .image_options import ImageOptions
+from .images import ImageStore
 from .lifecycle import Lifecycle
+from .overlay import overlay_works
 from .runner import IsolationMode, Runner, choose_bwrap
 from .store import Store
 
@@ -67,6 +71,9 @@ class LocalServer:
         minute: float = 60.0,
         reaper_tick: float = 1.0,
         default_exec_timeout: float | None = None,
+        default_registry: str | None = None,
+        insecure_registries: Sequence[str] | None = None,
+        default_image: str | None = None,
     ) -> None:
         self._ephemeral = data_dir is None
         self.data_dir = (
@@ -80,6 +87,7 @@ class LocalServer:
         self.minute = minute
         self.reaper_tick = reaper_tick
         self.default_exec_timeout = default_exec_timeout
+        self.images = ImageOptions.resolve(default_registry, insecure_registries, default_image)
         self.api_url = ""
         self._ctx: LocalContext | None = None
         self._runner: web.AppRunner | None = None
@@ -122,6 +130,20 @@ class LocalServer:
                 why, fix = "bubblewrap (bwrap) is not available", " (install bubblewrap to isolate)"
             log.warning(NO_ISOLATION_NOTICE.format(why=why, fix=fix))
         store = Store(self.data_dir)
+        runner = Runner(bwrap, hidden=(self.data_dir.resolve(),), etc=self.data_dir / ".etc")
+        runner.images_supported = bwrap is not None and overlay_works(bwrap)
+        log.info(self.images.notice(runner.images_supported))
+        image_store = ImageStore(
+            self.data_dir / "images",
+            insecure_registries=self.images.insecure_registries,
+            default_registry=self.images.default_registry,
+        )
+        builder = Builder(
+            image_store,
+            self.data_dir / "builds",
+            bwrap=bwrap if runner.images_supported else None,
+            contexts=lambda hashes: ctx.lifecycle.snapshots.contexts(hashes),
+        )
         sio_holder: list[Any] = []
 
         async def emit(event: str, data: dict[str, Any]) -> None:
@@ -138,19 +160,19 @@ class LocalServer:
                 transition_delay=self.transition_delay,
                 minute=self.minute,
                 halt=lambda sandbox_id: ctx.agents.stop(sandbox_id),
+                builder=builder,
+                default_image=self.images.default_image,
             ),
-            agents=Agents(
-                Runner(bwrap, hidden=(self.data_dir.resolve(),), etc=self.data_dir / ".etc")
-            ),
+            agents=Agents(runner),
             control=Control(),
             token=self.token,
             default_exec_timeout=self.default_exec_timeout,
         )
         app, sio = build_app(ctx)
         sio_holder.append(sio)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        app_runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        await app_runner.setup()
+        site = web.TCPSite(app_runner, self.host, self.port)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
@@ -158,7 +180,7 @@ class LocalServer:
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.api_url = ctx.api_url = f"http://{host}:{self.port}/api"
         ctx.lifecycle.start_reaper(self.reaper_tick)
-        self._ctx, self._runner, self._sio = ctx, runner, sio
+        self._ctx, self._runner, self._sio = ctx, app_runner, sio
 
     async def stop_async(self) -> None:
         """Stop serving, settle late completions and pending transitions, close connections."""

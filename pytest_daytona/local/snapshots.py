@@ -1,27 +1,23 @@
-"""Snapshots: recorded images, with the parts of a declarative image that apply offline.
+"""Snapshots: named images, pulled from a registry or built from a declarative ``Image``.
 
-A snapshot from an image name is only a name here (sandboxes from it run on this machine as
-any other). A snapshot from a declarative ``Image`` keeps its Dockerfile; its ``ENV`` values
-and the ``COPY`` of uploaded local files (into the home) apply to sandboxes created from it,
-``WORKDIR`` is recorded, and every other step is recorded and named in the build logs as not
-applied.
+The pull or build itself is `builds.Builder`'s; a snapshot keeps its state, its logs and,
+once active, the image its sandboxes run in. The built-in default snapshot has none: its
+sandboxes run on this machine's userland.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
-import tarfile
 import time
 import uuid
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from .errors import ApiError
+from .image_root import ImageUse
 from .records import _Camel, iso_now, iso_time
 from .store import Store
 from .tables import Table
@@ -65,16 +61,6 @@ class CreateSnapshotBody(_Camel):
     build_info: BuildSpec | None = None
 
 
-class ImageSteps(BaseModel):
-    """What this server makes of a Dockerfile."""
-
-    base: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    work_dir: str | None = None
-    copies: list[tuple[str, str]] = Field(default_factory=list)
-    not_applied: list[str] = Field(default_factory=list)
-
-
 class SnapshotRecord(_Camel):
     """One snapshot (`SnapshotDto` on the wire)."""
 
@@ -91,7 +77,8 @@ class SnapshotRecord(_Camel):
     disk: int = 3
     error_reason: str | None = None
     build: BuildSpec | None = None
-    steps: ImageSteps = Field(default_factory=ImageSteps)
+    #: What sandboxes from it run in, once pulled or built (None: this machine's userland).
+    image: ImageUse | None = None
     logs: list[str] = Field(default_factory=list)
     created_at: str = Field(default_factory=iso_now)
     updated_at: str = Field(default_factory=iso_now)
@@ -101,7 +88,9 @@ class SnapshotRecord(_Camel):
     def to_api(self) -> dict[str, Any]:
         """The snapshot as the REST API returns it."""
         data = self.model_dump(
-            by_alias=True, mode="json", exclude={"build", "steps", "logs", "updated_ts"}
+            by_alias=True,
+            mode="json",
+            exclude={"build", "logs", "updated_ts", "image"},
         )
         data.update(size=None, sourceSandboxId=None, regionIds=["local"], ref=f"local/{self.id}")
         if self.build is not None:
@@ -119,60 +108,6 @@ class SnapshotRecord(_Camel):
         self.state = state
         self.updated_at = iso_now()
         self.updated_ts = time.time()
-
-
-def parse_dockerfile(text: str) -> ImageSteps:
-    """The steps of a Dockerfile this server can apply, and the ones it cannot."""
-    steps = ImageSteps()
-    for line in _logical_lines(text):
-        keyword, _, rest = line.partition(" ")
-        keyword, rest = keyword.upper(), rest.strip()
-        if keyword == "FROM":
-            steps.base = rest.split()[0] if rest else None
-        elif keyword == "ENV":
-            steps.env.update(_env_pairs(rest))
-        elif keyword == "WORKDIR":
-            steps.work_dir = " ".join(shlex.split(rest))
-        elif keyword in ("COPY", "ADD") and _copy_pair(rest) is not None:
-            steps.copies.append(_copy_pair(rest))  # type: ignore[arg-type]
-        else:
-            steps.not_applied.append(line)
-    return steps
-
-
-def _logical_lines(text: str) -> list[str]:
-    lines: list[str] = []
-    pending = ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        lines.append((pending + stripped).strip())
-        pending = ""
-    if pending.strip():
-        lines.append(pending.strip())
-    return lines
-
-
-def _env_pairs(rest: str) -> dict[str, str]:
-    words = shlex.split(rest)
-    if words and "=" not in words[0]:  # legacy ``ENV KEY value with spaces``
-        return {words[0]: " ".join(words[1:])}
-    return dict(word.split("=", 1) for word in words if "=" in word)
-
-
-def _copy_pair(rest: str) -> tuple[str, str] | None:
-    words = [w for w in rest.split() if not w.startswith("--")]
-    if rest.startswith("["):
-        try:
-            parsed = json.loads(rest)
-        except json.JSONDecodeError:
-            return None
-        words = [str(w) for w in parsed]
-    return (words[0], words[-1]) if len(words) == 2 else None
 
 
 class Snapshots:
@@ -246,13 +181,7 @@ class Snapshots:
             build=body.build_info,
         )
         if body.build_info is not None:
-            record.steps = parse_dockerfile(body.build_info.dockerfile_content or "")
             record.image_name = f"local/{record.id}"
-            record.logs = _build_log(record)
-        else:
-            record.logs = [
-                f"Pulling image {body.image_name} (recorded; sandboxes run on this host)"
-            ]
         self.table.save(record)
         return record
 
@@ -298,17 +227,8 @@ class Snapshots:
         self.save(record)
         return record
 
-    def apply(self, record: SnapshotRecord, home: Path) -> None:
-        """Copy a declarative image's uploaded files into a new sandbox's `home`."""
-        for source, target in record.steps.copies:
-            dest = _home_path(target, record.steps.work_dir, home)
-            if dest is None:
-                continue
-            for tar_path in self._contexts(record):
-                _extract(tar_path, source, dest)
-
-    def _contexts(self, record: SnapshotRecord) -> list[Path]:
-        hashes = record.build.context_hashes if record.build else None
+    def contexts(self, hashes: list[str]) -> list[Path]:
+        """The uploaded build-context archives of `hashes`."""
         root = self.store.objects_dir()
         return [p for h in hashes or [] for p in sorted(root.glob(f"*/*/{h}/context.tar"))]
 
@@ -333,49 +253,3 @@ def _check_image_name(name: str | None) -> None:
             "Invalid image name format. Must be lowercase, may contain digits, dots, dashes, "
             "and single slashes between components",
         )
-
-
-def _build_log(record: SnapshotRecord) -> list[str]:
-    steps = record.steps
-    lines = [f"Building snapshot {record.name} on the local server (FROM {steps.base})"]
-    lines += [f"ENV {k} applied to sandboxes from this snapshot" for k in steps.env]
-    if steps.work_dir:
-        lines.append(f"WORKDIR {steps.work_dir} recorded")
-    lines += [f"COPY {s} -> {t}: copied into sandboxes under the home" for s, t in steps.copies]
-    lines += [f"not applied on the local server: {line}" for line in steps.not_applied]
-    return lines
-
-
-def _home_path(target: str, work_dir: str | None, home: Path) -> Path | None:
-    """Host path for in-sandbox `target` when it lies in the home, else None."""
-    path = PurePosixPath(work_dir or str(HOME)) / target
-    try:
-        relative = PurePosixPath(*[p for p in path.parts if p not in (".",)]).relative_to(HOME)
-    except ValueError:
-        return None
-    if ".." in relative.parts:
-        return None
-    return home / relative
-
-
-def _extract(tar_path: Path, source: str, dest: Path) -> None:
-    """Copy archive member `source` (a file or a directory) of `tar_path` to `dest`."""
-    prefix = source.strip("/")
-    with tarfile.open(tar_path) as tar:
-        for member in tar:
-            name = member.name.strip("/")
-            if name != prefix and not name.startswith(prefix + "/"):
-                continue
-            relative = PurePosixPath(name).relative_to(prefix) if name != prefix else None
-            if relative is not None and ".." in relative.parts:
-                continue
-            target = dest if relative is None else dest / relative
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            elif member.isfile():
-                data = tar.extractfile(member)
-                if data is None:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data.read())
-                target.chmod(member.mode & 0o777)

@@ -76,6 +76,10 @@ class Store:
         self.sandbox_dir(target_id).mkdir(parents=True)
         for name in ("home", "tmp"):
             copy_tree(self.sandbox_dir(source_id) / name, self.sandbox_dir(target_id) / name)
+        upper = self.sandbox_dir(source_id) / "root" / "upper"
+        if upper.is_dir():  # an image sandbox: what it wrote over its image
+            (self.sandbox_dir(target_id) / "root").mkdir()
+            copy_tree(upper, self.sandbox_dir(target_id) / "root" / "upper")
 
     def add(self, record: SandboxRecord, *, files_ready: bool = False) -> None:
         """Create the sandbox's directories (unless `files_ready`: see `copy_files`) and

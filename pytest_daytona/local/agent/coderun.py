@@ -16,7 +16,7 @@ import os
 import re
 from typing import Any
 
-from .ops import HOME, OpError, Request, op
+from .ops import WORK_DIR, OpError, Request, op
 from .process import check_env_keys, run_piped
 
 #: Prefix of an artifact line in the output (the daemon's marker).
@@ -109,7 +109,7 @@ def code_run(req: Request) -> dict[str, object]:
     language = str(req.params.get("language") or "")
     script = run_script(language, str(req.params.get("code") or ""), req.params.get("argv") or [])
     check_env_keys(req.params.get("env"))
-    code, output = run_piped(script, HOME, req.env(), req.params.get("timeout") or 0)
+    code, output = run_piped(script, WORK_DIR, req.env(), req.params.get("timeout") or 0)
     result, artifacts = split_artifacts(output)
     answer: dict[str, object] = {"exitCode": code, "result": result}
     if artifacts is not None:

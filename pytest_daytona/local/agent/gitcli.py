@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import procs
-from .ops import HOME, OpError, Request
+from .ops import WORK_DIR, OpError, Request
 
 _ASKPASS = """#!/bin/sh
 case "$1" in
@@ -64,7 +64,7 @@ class Result:
 
 def resolve(path: object) -> str:
     """An in-sandbox path made absolute (relative = relative to the work dir)."""
-    return os.path.normpath(os.path.join(HOME, str(path or "")))
+    return os.path.normpath(os.path.join(WORK_DIR, str(path or "")))
 
 
 def git(
@@ -88,7 +88,7 @@ def git(
         try:
             proc = procs.popen(
                 argv,
-                cwd=cwd or HOME,
+                cwd=cwd or WORK_DIR,
                 env=base,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from . import procs
 from .coderun import SCRIPTS
-from .ops import HOME, OpError, Request, op
+from .ops import WORK_DIR, OpError, Request, op
 from .process import start_error
 
 DEFAULT = "default"
@@ -200,7 +200,7 @@ def create(req: Request) -> dict[str, Any]:
     if language != "python":
         message = f"unsupported language: {language} (only 'python' is supported currently)"
         raise OpError(400, message, "BAD_REQUEST")
-    context = Context(str(uuid.uuid4()), str(req.params.get("cwd") or HOME), req.env())
+    context = Context(str(uuid.uuid4()), str(req.params.get("cwd") or WORK_DIR), req.env())
     context.start()
     with _lock:
         _contexts[context.id] = context
@@ -246,7 +246,7 @@ def execute(req: Request) -> dict[str, Any]:
         with _lock:
             context = _contexts.get(DEFAULT)
             if context is None:
-                context = _contexts[DEFAULT] = Context(DEFAULT, HOME, req.env())
+                context = _contexts[DEFAULT] = Context(DEFAULT, WORK_DIR, req.env())
     else:
         found = _context(str(context_id))
         if found is None:

@@ -9,6 +9,8 @@ from typing import Any
 
 #: Sandbox user's home (and default working directory) as the sandbox sees it.
 HOME = os.environ.get("HOME", "/home/daytona")
+#: The daemon's work dir (relative paths and default cwds): where the server started the agent.
+WORK_DIR = os.getcwd()
 
 
 class OpError(Exception):

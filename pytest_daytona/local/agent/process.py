@@ -9,7 +9,7 @@ import subprocess
 import threading
 
 from . import procs
-from .ops import HOME, OpError, Request, op
+from .ops import WORK_DIR, OpError, Request, op
 
 #: A valid environment variable name (the daemon's `ValidateEnvKeys`), matched in full.
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -96,6 +96,6 @@ def execute(req: Request) -> dict[str, object]:
     if not command.strip():
         raise OpError(400, "command cannot be empty or whitespace-only", "BAD_REQUEST")
     check_env_keys(req.params.get("env"))
-    cwd = str(req.params.get("cwd") or HOME)
+    cwd = str(req.params.get("cwd") or WORK_DIR)
     code, output = run_piped(command, cwd, req.env(), req.params.get("timeout") or 0)
     return {"exitCode": code, "result": output}

@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from . import procs
-from .ops import HOME, OpError, Request, op
+from .ops import WORK_DIR, OpError, Request, op
 from .process import shell, start_error
 
 MAX_SIZE = 1000
@@ -163,7 +163,7 @@ def create(req: Request) -> dict[str, Any]:
     envs["TERM"] = envs.get("TERM") or "xterm-256color"
     cols = _size(req.params.get("cols"), 80, "cols")
     rows = _size(req.params.get("rows"), 24, "rows")
-    session = Session(session_id, str(req.params.get("cwd") or HOME), envs, cols, rows)
+    session = Session(session_id, str(req.params.get("cwd") or WORK_DIR), envs, cols, rows)
     with _lock:
         if session_id in _sessions:
             raise OpError(409, f"PTY session with ID '{session_id}' already exists", "CONFLICT")

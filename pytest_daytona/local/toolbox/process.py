@@ -19,9 +19,15 @@ class ExecuteBody(BaseModel):
 
 
 async def work_dir(request: web.Request) -> web.Response:
-    """``GET /work-dir`` (and ``/user-home-dir``: the same directory)."""
+    """``GET /work-dir``: the image's ``WorkingDir``, else the user's home."""
     record = started(request)
     return web.json_response({"dir": ctx_of(request).paths(record).work_dir})
+
+
+async def user_home_dir(request: web.Request) -> web.Response:
+    """``GET /user-home-dir``: the home of the user the sandbox runs as."""
+    record = started(request)
+    return web.json_response({"dir": ctx_of(request).paths(record).user_home})
 
 
 async def execute(request: web.Request) -> web.Response:
@@ -40,5 +46,5 @@ async def execute(request: web.Request) -> web.Response:
 def add_routes(router: web.UrlDispatcher, base: str) -> None:
     """Register this module's routes under `base` (``/api/toolbox/{sandboxId}``)."""
     router.add_get(f"{base}/work-dir", work_dir)
-    router.add_get(f"{base}/user-home-dir", work_dir)
+    router.add_get(f"{base}/user-home-dir", user_home_dir)
     router.add_post(f"{base}/process/execute", execute)
