@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from . import dockerfile
@@ -86,21 +86,37 @@ class Builder:
 
     async def build(self, text: str, context_hashes: list[str], log: Log) -> ImageUse:
         """The image a Dockerfile describes, built (or found) step by step."""
-        try:
-            base, steps = dockerfile.parse(text)
-        except DockerfileError as exc:
-            raise BuildFailed(f"Dockerfile: {exc}") from None
+        base, steps = _parse(text)
         image = await self.pull(base, log)
-        key = _digest(f"FROM {image.layers}")
         contexts = self._contexts(context_hashes)
-        for number, step in enumerate(steps, start=1):
+        key = ""
+        for number, (step, key) in enumerate(_keyed(image, steps, context_hashes), start=1):
             log(f"Step {number}/{len(steps)} : {step.line}")
-            key = _digest(
-                key, step.line, *(context_hashes if step.keyword in ("COPY", "ADD") else [])
-            )
             image = await self._step(image, step, key, contexts, log)
-        image.name = f"local-build:{key[:12]}"
+        image.name = f"local-build:{(key or _digest(f'FROM {image.layers}'))[:12]}"
         log(f"Successfully built {image.name}")
+        return image
+
+    def cached_build(self, text: str, context_hashes: list[str]) -> ImageUse | None:
+        """The built image when its base and every step's layer are cached (no network, no
+        build), else None (a bad Dockerfile too: the build reports it)."""
+        try:
+            base, steps = _parse(text)
+        except BuildFailed:
+            return None
+        image = self.cached_pull(base)
+        if image is None:
+            return None
+        key = ""
+        for step, key in _keyed(image, steps, context_hashes):
+            if step.keyword in dockerfile.CONFIG_ONLY:
+                image = _configure(image, step)
+            elif step.keyword not in dockerfile.IGNORED and step.keyword != "SHELL":
+                layer = self.root / "layers" / key / "layer"
+                if not layer.is_dir():
+                    return None
+                image = image.model_copy(update={"layers": [*image.layers, str(layer)]})
+        image.name = f"local-build:{(key or _digest(f'FROM {image.layers}'))[:12]}"
         return image
 
     async def _step(
@@ -163,6 +179,24 @@ class Builder:
             raise BuildFailed(f"{step.line}: timed out after {RUN_TIMEOUT:.0f} s") from None
         if code != 0:
             raise BuildFailed(f"The command '{step.rest}' returned a non-zero code: {code}")
+
+
+def _parse(text: str) -> tuple[str, list[Instruction]]:
+    try:
+        return dockerfile.parse(text)
+    except DockerfileError as exc:
+        raise BuildFailed(f"Dockerfile: {exc}") from None
+
+
+def _keyed(
+    base: ImageUse, steps: list[Instruction], context_hashes: list[str]
+) -> Iterator[tuple[Instruction, str]]:
+    """Each step with its cache key: chained over the base's layers and the steps before."""
+    key = _digest(f"FROM {base.layers}")
+    for step in steps:
+        copies = context_hashes if step.keyword in ("COPY", "ADD") else []
+        key = _digest(key, step.line, *copies)
+        yield step, key
 
 
 def _configure(image: ImageUse, step: Instruction) -> ImageUse:

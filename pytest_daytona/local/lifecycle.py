@@ -9,10 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from . import dockerfile
 from .build_logs import BuildLog
 from .builds import Builder, BuildFailed
-from .dockerfile import DockerfileError
 from .errors import ApiError
 from .image_root import ImageUse
 from .records import CreateSandboxBody, SandboxRecord, State, iso_now, new_sandbox_id
@@ -118,39 +116,31 @@ class Lifecycle:
         record.auto_archive_interval = resolve_auto_archive(record.auto_archive_interval)
         if body.ttl_minutes:
             record.set_ttl(body.ttl_minutes)
+        hashes = (body.build_info.context_hashes if body.build_info else None) or []
         if dockerfile_text is not None:
-            record.image = self._cached_image(dockerfile_text)
+            record.image = self._cached_image(dockerfile_text, hashes)
         self.store.add(record)
         self.creates += 1
         if dockerfile_text is not None and record.image is None:
-            hashes = body.build_info.context_hashes if body.build_info else None
-            await self._build_first(record, dockerfile_text, hashes or [])
+            await self._build_first(record, dockerfile_text, hashes)
             return record
         await self._announce_new(record)
         return record
 
-    def _cached_image(self, text: str) -> ImageUse | None:
-        """The image of a plain ``FROM`` when it is in the cache (no build, no network)."""
+    def _cached_image(self, text: str, hashes: list[str]) -> ImageUse | None:
+        """The image when it and all its steps are cached (no build, no network)."""
         if self.builder is None:
             raise ApiError(400, "this local server builds no images (it has no image store)")
-        try:
-            base, steps = dockerfile.parse(text)
-        except DockerfileError:
-            return None  # the build reports it
-        return None if steps else self.builder.cached_pull(base)
+        return self.builder.cached_build(text, hashes)
 
     async def _build_first(self, record: SandboxRecord, text: str, hashes: list[str]) -> None:
-        """``pending_build`` while it pulls or builds, then ``started`` (or ``build_failed``);
-        with a transition delay the answer comes at once, else after the build."""
+        """``pending_build`` while it pulls or builds, then ``started`` (or ``build_failed``).
+        The answer comes at once, as Daytona's does: the SDK then streams the build logs."""
         record.set_state(State.PENDING_BUILD)
         self.store.save(record)
         log = self.build_logs[record.id] = BuildLog()
         await self._emit("sandbox.created", self.dto(record))
-        work = self._build_then_start(record, text, hashes, log)
-        if self.transition_delay:
-            self._spawn(work)
-        else:  # instant: the answer has the outcome (and a failure's reason)
-            await work
+        self._spawn(self._build_then_start(record, text, hashes, log))
 
     async def _build_then_start(
         self, record: SandboxRecord, text: str, hashes: list[str], log: BuildLog

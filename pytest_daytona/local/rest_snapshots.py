@@ -61,14 +61,27 @@ async def _prepare(lifecycle: Lifecycle, record: SnapshotRecord, log: BuildLog) 
     snapshots.save(record)
 
 
+def _cached(lifecycle: Lifecycle, record: SnapshotRecord) -> bool:
+    build = record.build
+    if lifecycle.builder is None or build is None:
+        return False
+    text, hashes = build.dockerfile_content or "", build.context_hashes or []
+    return lifecycle.builder.cached_build(text, hashes) is not None
+
+
 async def create_snapshot(request: web.Request) -> web.Response:
     """``POST /snapshots``: pull an image or build a declarative one. Without a transition
-    delay the answer waits for the snapshot to be active (or failed)."""
+    delay a pull is answered when it is done (active or failed); a build that is not cached
+    is answered ``building`` at once, so the SDK streams its logs, as it does from Daytona."""
     body = await parse_body(request, CreateSnapshotBody)
     lifecycle = _lifecycle(request)
     record = lifecycle.snapshots.create(body)
     log = lifecycle.build_logs[record.id] = BuildLog(record.logs)
     if lifecycle.transition_delay:
+        lifecycle.spawn(_prepare(lifecycle, record, log))
+    elif record.build is not None and not _cached(lifecycle, record):
+        record.set_state(SnapshotState.BUILDING)
+        lifecycle.snapshots.save(record)
         lifecycle.spawn(_prepare(lifecycle, record, log))
     else:
         await _prepare(lifecycle, record, log)

@@ -94,6 +94,14 @@ def git(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if split else subprocess.STDOUT,
             )
+        except FileNotFoundError:
+            # Daytona's daemon carries its own git; the local agent runs the sandbox's.
+            raise OpError(
+                500,
+                "git is not installed in this sandbox: the local backend runs the git of the"
+                " sandbox's image (add git to the image, e.g. Image.base(...).run_commands("
+                "'apt-get install -y git'))",
+            ) from None
         except OSError as exc:
             raise OpError(500, f"internal server error: {exc.strerror or exc}") from None
         try:
