@@ -73,6 +73,8 @@ printf '%s\\n' "$?"; } | __pd_timer); } 2>/dev/null
 
 #: Waits for the command's status; at the deadline kills what it started (see KILL), says
 #: so with a T marker and still waits for the status. Returns the status, ends with E.
+#: Under sh the sleeps close fds 3 and 4: one the TERM trap misses (TERM came before
+#: ``__pd_s`` was set) must not keep the capture pipes, and so the wrapper, open.
 TIMER = """\
 __pd_timer() {
 read -r __pd_l
@@ -83,8 +85,8 @@ if [ "$?" -gt 128 ]; then __pd_kill "$__pd_l"; printf '%sT%s\\n' "$__pd_M" "$__p
 read -r __pd_rc; fi
 else
 ( trap 'kill "$__pd_s" 2>/dev/null; exit' TERM
-sleep "$__pd_T" >/dev/null 2>&1 & __pd_s=$!
-wait "$__pd_s" || { sleep @WHOLE@ >/dev/null 2>&1 & __pd_s=$!; wait "$__pd_s"; } || exit
+sleep "$__pd_T" >/dev/null 2>&1 3>&- 4>&- & __pd_s=$!
+wait "$__pd_s" || { sleep @WHOLE@ >/dev/null 2>&1 3>&- 4>&- & __pd_s=$!; wait "$__pd_s"; } || exit
 trap '' TERM; __pd_kill "$__pd_l"; printf '%sT%s\\n' "$__pd_M" "$__pd_T" ) </dev/null &
 __pd_k=$!
 read -r __pd_rc

@@ -4,19 +4,20 @@ Each parameter carries its own ``daytona`` marker, so each case gets a sandbox m
 snapshot; ``id=`` names the case in the report (``test_toolchain_of_the_snapshot[py311]``).
 A session factory gives one sandbox per snapshot for the whole run, shared by several tests.
 
-The snapshots are made through the SDK when missing (`example_snapshots`). On Daytona a
-snapshot is usually made once (dashboard, CLI or SDK) and found by name in every later run.
-The embedded local server starts empty every run, so there they are made each time: it
-builds nothing, but applies the image's ``ENV`` to sandboxes created from the snapshot.
+The snapshots are made through the SDK when missing (`example_snapshots`), from declarative
+images on `example_base_image` (examples/conftest.py: ``python:3.12-slim`` on Daytona, a small
+image from a registry on loopback on the local backend). On Daytona a snapshot is usually made
+once (dashboard, CLI or SDK) and found by name in every later run. The embedded local server
+starts empty every run, so there they are made each time (pulled and built in a moment).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pytest
+from example_snapshots import ensure_snapshot
 
 from pytest_daytona import DaytonaSandbox, SandboxFactory
 
@@ -24,44 +25,25 @@ if TYPE_CHECKING:
     from daytona import Daytona, Image
 
 #: The snapshots. Each image sets TOOLCHAIN, so a test can tell which snapshot its sandbox
-#: came from (on Daytona their Python versions differ too; not on the local backend).
+#: came from.
 STABLE = "pytest-daytona-example-py312"
 LEGACY = "pytest-daytona-example-py311"
 
 
-def images() -> dict[str, Image]:
+def images(base: str) -> dict[str, Image]:
     from daytona import Image  # imported when needed: the SDK takes a while to load
 
     return {
-        STABLE: Image.debian_slim("3.12").env({"TOOLCHAIN": "py312"}),
-        LEGACY: Image.debian_slim("3.11").env({"TOOLCHAIN": "py311"}),
+        STABLE: Image.base(base).env({"TOOLCHAIN": "py312"}),
+        LEGACY: Image.base(base).env({"TOOLCHAIN": "py311"}),
     }
 
 
-def ensure_snapshot(daytona: Daytona, name: str, image: Image, wait: float = 600) -> None:
-    """Make snapshot `name` from `image` unless it exists; wait until it is active."""
-    from daytona import CreateSnapshotParams, DaytonaError, DaytonaNotFoundError
-
-    try:
-        daytona.snapshot.get(name)
-    except DaytonaNotFoundError:
-        try:
-            daytona.snapshot.create(CreateSnapshotParams(name=name, image=image))  # waits
-            return
-        except DaytonaError:  # another pytest-xdist worker made it first: wait for it below
-            pass
-    deadline = time.monotonic() + wait
-    while (state := getattr(daytona.snapshot.get(name).state, "value", "")) != "active":
-        assert state not in ("error", "build_failed"), f"snapshot {name}: {state}"
-        assert time.monotonic() < deadline, f"snapshot {name} still {state} after {wait}s"
-        time.sleep(1)
-
-
 @pytest.fixture(scope="session", autouse=True)
-def example_snapshots(daytona_client: Daytona) -> None:
+def example_snapshots(daytona_client: Daytona, example_base_image: str) -> None:
     """Make sure the snapshots exist before a test of this module creates a sandbox
     (`daytona_client`: the plugin's SDK client, pointed at the same backend)."""
-    for name, image in images().items():
+    for name, image in images(example_base_image).items():
         ensure_snapshot(daytona_client, name, image)
 
 
@@ -84,13 +66,13 @@ def test_toolchain_of_the_snapshot(
 
 @pytest.mark.parametrize(("snapshot", "toolchain"), SNAPSHOTS)
 @pytest.mark.parametrize(
-    "script", ["print(2 ** 10)", "import json; print(json.dumps(1024))"], ids=["power", "json"]
+    "script", ["echo $((1 << 10))", "printf '%d\\n' 0x400"], ids=["shift", "hex"]
 )
 def test_script_runs_on_every_snapshot(
     daytona_sandbox: DaytonaSandbox, snapshot: str, toolchain: str, script: str
 ) -> None:
-    """Stacked parametrize: every script on every snapshot (ids like ``[power-py312]``)."""
-    result = daytona_sandbox.run(["python3", "-c", script])
+    """Stacked parametrize: every script on every snapshot (ids like ``[shift-py312]``)."""
+    result = daytona_sandbox.run(script)
 
     assert result.stdout == "1024\n"
     assert daytona_sandbox.sdk.snapshot == snapshot

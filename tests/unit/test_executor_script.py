@@ -762,3 +762,25 @@ def test_a_background_process_with_its_output_redirected_is_not_waited_for(box: 
         for stat in _running(mark):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(stat.split()[0]), signal.SIGKILL)
+
+
+def test_the_sh_timers_sleep_holds_no_output_pipe(tmp_path: Path) -> None:
+    """Under sh the deadline is a background ``sleep``. A TERM that reaches its subshell
+    before ``__pd_s`` is set leaves the sleep running: it must not hold the capture pipes
+    (fds 3 and 4), or the wrapper waits for it for the whole timeout (seen in an image
+    sandbox without bash). A `sleep` on PATH records which of those fds it was started with."""
+    box = make_box("/bin/sh", tmp_path)
+    seen = tmp_path / "sleep-fds"
+    fake = box.bin / "sleep"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo $fd >> {seen}; done\n"
+        f"echo started >> {seen}\n"
+        f'exec {shutil.which("sleep")} "$@"\n'
+    )
+    fake.chmod(0o755)
+
+    result = box.run("echo done")
+
+    assert result.stdout == "done\n"
+    assert seen.read_text().split() == ["started"]
