@@ -39,7 +39,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _ticks(axis: Any, ticks: Any) -> tuple[list[Any], str | None]:
+def _number_text(value: Any) -> str:
+    """A bar's value as the SDK's ``BarData.value`` (a string) wants it: ``40``, ``2.5``."""
+    number = float(value)
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def _ticks(axis: Any, ticks: Any) -> tuple[list[float], str | None]:
+    """Tick positions as numbers (dates as matplotlib's day numbers) and the scale they imply."""
     mdates = importlib.import_module("matplotlib.dates")
 
     # get_converter() since matplotlib 3.10; the attribute before.
@@ -50,22 +57,18 @@ def _ticks(axis: Any, ticks: Any) -> tuple[list[Any], str | None]:
         for name in ("_SwitchableDateConverter", "DateConverter", "ConciseDateConverter")
         if hasattr(mdates, name)
     )
-    if isinstance(converter, date_converters):
-        return [mdates.num2date(t).isoformat() for t in ticks], "datetime"
-    try:
-        return [float(t) for t in ticks], None
-    except (TypeError, ValueError):
-        return list(ticks), None
+    return [float(t) for t in ticks], (
+        "datetime" if isinstance(converter, date_converters) else None
+    )
 
 
-def _scale(kind: str | None, scale: str, ticks: list[Any], labels: list[str]) -> str:
+def _scale(kind: str | None, scale: str, ticks: list[float], labels: list[str]) -> str:
     if kind is not None:
         return kind
     if scale != "linear":
         return scale
     categorical = bool(labels) and all(
-        isinstance(t, (int, float)) and t == i and str(i) != lab
-        for i, (t, lab) in enumerate(zip(ticks, labels, strict=False))
+        t == i and str(i) != lab for i, (t, lab) in enumerate(zip(ticks, labels, strict=False))
     )
     return "categorical" if categorical else "linear"
 
@@ -94,6 +97,47 @@ def _kind(ax: Any) -> str:
     return "unknown"
 
 
+def _boxes(ax: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Box-and-whisker elements read back from what ``Axes.bxp`` drew for each box: a PathPatch
+    whose first edge runs along the position axis, two-point lines for the whiskers (along the
+    value axis) and the median (across the box), and a marker-only line of fliers."""
+    mpl = importlib.import_module("matplotlib")
+
+    boxes = [p.get_path().vertices for p in ax.patches if isinstance(p, mpl.patches.PathPatch)]
+    horizontal = bool(boxes) and boxes[0][0][0] == boxes[0][1][0]
+    flip = slice(None, None, -1) if horizontal else slice(None)  # columns as (position, value)
+    lines = [(ln.get_xydata()[:, flip], ln.get_linestyle() == "None") for ln in ax.get_lines()]
+    ticks = ax.get_yticklabels() if horizontal else ax.get_xticklabels()
+    found: list[dict[str, Any]] = []
+    for i, box in enumerate(boxes):
+        pos, val = box[:, flip].T
+        q1, q3 = float(val.min()), float(val.max())
+        own = [
+            (xy, marks)
+            for xy, marks in lines
+            if len(xy) and pos.min() <= xy[:, 0].min() and xy[:, 0].max() <= pos.max()
+        ]
+        segments = [xy for xy, marks in own if len(xy) == 2 and not marks]
+        whiskers = [v for xy in segments if xy[0, 0] == xy[1, 0] for v in xy[:, 1].tolist()]
+        low, high = min(whiskers, default=q1), max(whiskers, default=q3)
+        across = [xy for xy in segments if xy[0, 1] == xy[1, 1] and q1 <= xy[0, 1] <= q3]
+        # The median spans the box; a cap at a quartile (no whisker there) is narrower.
+        median = max(across, key=lambda xy: abs(xy[1, 0] - xy[0, 0]), default=None)
+        fliers = [v for xy, marks in own if marks for v in xy[:, 1].tolist()]
+        found.append(
+            {
+                "label": ticks[i].get_text() if i < len(ticks) else str(i + 1),
+                "min": low,
+                "first_quartile": q1,
+                "median": q1 if median is None else float(median[0, 1]),
+                "third_quartile": q3,
+                "max": high,
+                "outliers": [v for v in fliers if not low <= v <= high],
+            }
+        )
+    return found, horizontal
+
+
 def _elements(ax: Any, kind: str) -> tuple[list[dict[str, Any]], bool]:
     mpl = importlib.import_module("matplotlib")
 
@@ -101,27 +145,34 @@ def _elements(ax: Any, kind: str) -> tuple[list[dict[str, Any]], bool]:
         return [
             {
                 "label": ln.get_label(),
-                "points": list(zip(ln.get_xdata(), ln.get_ydata(), strict=False)),
+                "points": ln.get_xydata().tolist(),
             }
             for ln in ax.get_lines()
             if not _is_rule(ln)
         ], False
     if kind == "scatter":
         return [
-            {"label": c.get_label(), "points": [tuple(p) for p in c.get_offsets()]}
-            for c in ax.collections
+            {"label": c.get_label(), "points": c.get_offsets().tolist()} for c in ax.collections
         ], False
     if kind == "bar":
         found: list[dict[str, Any]] = []
         horizontal = False
         for container in ax.containers:
             heights = [bar.get_height() for bar in container]
-            horizontal = len(set(heights)) == 1 and len(heights) > 1
+            orientation = getattr(container, "orientation", None)  # since matplotlib 3.4
+            if orientation is None:
+                horizontal = len(set(heights)) == 1 and len(heights) > 1
+            else:
+                horizontal = orientation == "horizontal"
             ticklabels = ax.get_yticklabels() if horizontal else ax.get_xticklabels()
             values = [bar.get_width() for bar in container] if horizontal else heights
             for label, value in zip(ticklabels, values, strict=False):
                 found.append(
-                    {"label": label.get_text(), "group": container.get_label(), "value": value}
+                    {
+                        "label": label.get_text(),
+                        "group": container.get_label(),
+                        "value": _number_text(value),
+                    }
                 )
         return found, horizontal
     if kind == "pie":
@@ -132,12 +183,14 @@ def _elements(ax: Any, kind: str) -> tuple[list[dict[str, Any]], bool]:
         return [
             {
                 "label": labels[i] if i < len(labels) else "",
-                "angle": abs(w.theta2 - w.theta1),
-                "radius": w.r,
+                "angle": float(abs(w.theta2 - w.theta1)),
+                "radius": float(w.r),
                 "autopct": texts[2 * i + 1] if paired else None,
             }
             for i, w in enumerate(wedges)
         ], False
+    if kind == "box_and_whisker":
+        return _boxes(ax)
     return [], False
 
 
@@ -164,7 +217,11 @@ def _axes_chart(ax: Any) -> dict[str, Any]:
 
 
 def _figure_chart(fig: Any) -> dict[str, Any]:
-    axes = [ax for ax in fig.axes if ax.has_data() or ax.get_subplotspec() is None]
+    axes = [
+        ax
+        for ax in fig.axes
+        if (ax.has_data() or ax.get_subplotspec() is None) and not hasattr(ax, "_colorbar")
+    ]
     charts = [_axes_chart(ax) for ax in axes]
     if len(charts) > 1:
         title = fig.texts[0].get_text() if fig.texts else None
