@@ -36,13 +36,15 @@ if TYPE_CHECKING:
 # Patterns (fnmatch, on the path relative to examples/python; `*` also crosses `/`) of the
 # examples that cannot run here, each with the reason. Read every example before adding one.
 EXCLUDED: dict[str, str] = {
-    "charts/*": "needs the internet and a real OCI image: builds Image.debian_slim('3.13')"
-    ".pip_install('matplotlib') and plots with matplotlib inside it",
-    "declarative-image/*": "needs the internet and a real OCI image: builds snapshots from "
+    "charts/*": "needs the internet (a public image registry and PyPI): builds "
+    "Image.debian_slim('3.13').pip_install('matplotlib') and plots with matplotlib inside it "
+    "(its chart code runs in tests/local/test_chart_types.py's kind of sandbox)",
+    "declarative-image/*": "needs the internet (a public image registry and PyPI): builds "
+    "snapshots from "
     "Image.debian_slim(...).pip_install(numpy, pandas, ...).run_commands('apt-get install git', "
     "'useradd ...') and checks the installed packages",
     "git-lsp/*": "needs the internet (git clone of github.com/panaverse/learn-typescript, curl "
-    "deb.nodesource.com, npm install) and a real OCI image (ubuntu:25.10); LSP is out of scope",
+    "deb.nodesource.com, npm install) and the ubuntu:25.10 image; LSP is out of scope",
 }
 
 
