@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 EXCLUDED: dict[str, str] = {
     "charts/*": "needs the internet (a public image registry and PyPI): builds "
     "Image.debian_slim('3.13').pip_install('matplotlib') and plots with matplotlib inside it "
-    "(its chart code runs in tests/local/test_chart_types.py's kind of sandbox)",
+    "(its plotting code is what tests/local/test_chart_types.py checks)",
     "declarative-image/*": "needs the internet (a public image registry and PyPI): builds "
     "snapshots from "
     "Image.debian_slim(...).pip_install(numpy, pandas, ...).run_commands('apt-get install git', "
