@@ -152,9 +152,3 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(cmdline)
     return found
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _short_image_names(stand_in_registry: str) -> str:
-    """Short image names (``debian:12.9``) resolve against the test registry."""
-    return stand_in_registry

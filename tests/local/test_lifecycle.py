@@ -25,6 +25,7 @@ from pytest_daytona.local import LocalServer
 from .conftest import close_client, route_count
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_create_from_snapshot_records_everything(client: Daytona) -> None:
     client.snapshot.create(CreateSnapshotParams(name="my-snapshot", image="debian:12.9"))
     sb = client.create(
@@ -51,6 +52,7 @@ def test_create_from_snapshot_records_everything(client: Daytona) -> None:
     )
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_create_from_image_records_build_and_resources(client: Daytona) -> None:
     sb = client.create(
         CreateSandboxFromImageParams(

@@ -224,6 +224,7 @@ def test_entrypoint_session_is_reserved(iso_sandbox: Sandbox) -> None:
         process.send_session_command_input("entrypoint", "entrypoint_command", "x")
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_snapshot_entrypoint_runs_in_the_entrypoint_session(client: Daytona) -> None:
     script = "echo booted; echo warn >&2; sleep 600"
     client.snapshot.create(

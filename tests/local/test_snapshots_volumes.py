@@ -42,6 +42,7 @@ def slow_client(slow_server: LocalServer) -> Iterator[Daytona]:
     close_client(daytona)
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_snapshot_from_image_name(client: Daytona) -> None:
     snap = client.snapshot.create(CreateSnapshotParams(name="py-312", image="python:3.12-slim"))
     assert (snap.state, snap.image_name) == (SnapshotState.ACTIVE, "python:3.12-slim")
@@ -65,6 +66,7 @@ def test_unknown_snapshot_at_create_is_the_clouds_400(client: Daytona) -> None:
         client.create(CreateSandboxFromSnapshotParams(snapshot="nope"))
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_declarative_image_steps_run_and_env_applies(client: Daytona) -> None:
     image = (
         Image.base("debian:12")
@@ -90,6 +92,7 @@ def test_declarative_image_steps_run_and_env_applies(client: Daytona) -> None:
     assert out.result.strip() == "local test/3//home/daytona/app/built"
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_snapshot_states_and_build_logs_with_a_transition_delay(tmp_path: Path) -> None:
     logs: list[str] = []
     image = Image.base("debian:12").run_commands("echo step-output-line")
@@ -109,6 +112,7 @@ def test_snapshot_states_and_build_logs_with_a_transition_delay(tmp_path: Path) 
     assert "step-output-line" in "\n".join(logs).splitlines()
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_snapshot_activate_and_deactivate(slow_server: LocalServer, slow_client: Daytona) -> None:
     snap = slow_client.snapshot.create(CreateSnapshotParams(name="act", image="alpine:3.20"))
     # The SDK's activate has no error translation: the generated client's exception comes out.

@@ -52,9 +52,3 @@ def run_inner(
         )
 
     return run
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _short_image_names(stand_in_registry: str) -> str:
-    """Short image names (``debian:12.9``) resolve against the test registry."""
-    return stand_in_registry

@@ -43,6 +43,7 @@ def test_the_session_factory_keeps_its_sandboxes_for_the_run_and_deletes_them_at
     assert (stats["creates"], stats["live"]) == (3, 0)
 
 
+@pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_a_test_parametrized_over_snapshots_gets_one_sandbox_of_each(
     pytester: pytest.Pytester, server: LocalServer, run_inner: RunInner
 ) -> None:
