@@ -88,6 +88,7 @@ class Agent:
         self._calls: dict[int, asyncio.Queue[tuple[dict[str, Any], bytes] | None]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def connect(self) -> None:
         """Attach the socket to the running loop and start reading answers."""
@@ -106,6 +107,13 @@ class Agent:
         finally:
             for queue in self._calls.values():
                 queue.put_nowait(None)
+            if not self._closing:  # its calls now answer AGENT_GONE: say why, once
+                await asyncio.sleep(0.2)  # the exit status, if it is exiting
+                log.warning(
+                    "agent of sandbox %s ended unasked (exit status %s)",
+                    self.sandbox_id,
+                    self.proc.poll(),
+                )
 
     @property
     def alive(self) -> bool:
@@ -153,6 +161,7 @@ class Agent:
 
     async def close(self) -> None:
         """End the agent and every process of the sandbox; return once they are all gone."""
+        self._closing = True
         init = await asyncio.to_thread(self._namespace_init)
         try:
             with contextlib.suppress(ProcessLookupError, PermissionError):
