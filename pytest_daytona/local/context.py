@@ -41,6 +41,7 @@ class LocalContext:
     default_exec_timeout: float | None = None
     late: LateCompletions = field(default_factory=LateCompletions)
     _paths: dict[str, SandboxPaths] = field(default_factory=dict)
+    _launches: dict[str, ImageLaunch] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def toolbox_url(self) -> str:
@@ -68,11 +69,15 @@ class LocalContext:
         return paths
 
     def image_launch(self, record: SandboxRecord) -> ImageLaunch | None:
-        """How the sandbox starts in its image; None for this machine's userland."""
+        """How the sandbox starts in its image; None for this machine's userland. Made once
+        per sandbox (its image is set once, when it is built): every toolbox call asks."""
         if record.image is None:
             return None
-        base = self.lifecycle.store.sandbox_dir(record.id) / "root"
-        return ImageLaunch.of(record.image, base, record.id)
+        launch = self._launches.get(record.id)
+        if launch is None:
+            base = self.lifecycle.store.sandbox_dir(record.id) / "root"
+            launch = self._launches[record.id] = ImageLaunch.of(record.image, base, record.id)
+        return launch
 
     async def agent(self, record: SandboxRecord) -> Agent:
         """The toolbox agent of a started sandbox (started now if it is not running)."""
