@@ -8,10 +8,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import filelock
 import pytest
 
+from pytest_daytona.local import LocalServer
 from pytest_daytona.local.image_options import ENV_DEFAULT_REGISTRY
 from tests.images.registry import Layer, Registry, build_image, python_root
 
@@ -49,6 +51,13 @@ class RegistryImages:
     busy: str  # busybox, a marker file, Env, WorkingDir, a whiteout, two extra layers
     app_user: str  # busybox with User app (1234) and no WorkingDir
     work: Path
+
+    def server(self, data_dir: Path, **options: Any) -> LocalServer:
+        """A local server (not started yet) that runs images under bubblewrap, with short
+        names resolving against this registry."""
+        return LocalServer(
+            data_dir, isolation="bwrap", default_registry=self.registry.host, **options
+        )
 
 
 #: What the image tests run: Debian's docker-registry, skopeo, umoci and busybox-static.

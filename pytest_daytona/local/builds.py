@@ -112,12 +112,16 @@ class Builder:
             if step.keyword in dockerfile.CONFIG_ONLY:
                 image = _configure(image, step)
             elif step.keyword not in dockerfile.IGNORED and step.keyword != "SHELL":
-                layer = self.root / "layers" / key / "layer"
+                layer = self._layer_dir(key) / "layer"
                 if not layer.is_dir():
                     return None
                 image = image.model_copy(update={"layers": [*image.layers, str(layer)]})
         image.name = f"local-build:{(key or _digest(f'FROM {image.layers}'))[:12]}"
         return image
+
+    def _layer_dir(self, key: str) -> Path:
+        """Where the layer of the step with cache key `key` is kept (``layer/`` inside)."""
+        return self.root / "layers" / key
 
     async def _step(
         self, image: ImageUse, step: Instruction, key: str, contexts: list[Path], log: Log
@@ -127,7 +131,7 @@ class Builder:
         if step.keyword in dockerfile.IGNORED or step.keyword == "SHELL":
             log(f" ---> {step.keyword} is recorded only (no effect on a local sandbox)")
             return image
-        layer = self.root / "layers" / key
+        layer = self._layer_dir(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             if (layer / "layer").is_dir():

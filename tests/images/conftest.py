@@ -21,9 +21,7 @@ def store(tmp_path: Path, test_images: RegistryImages) -> ImageStore:
 
 @pytest.fixture
 def server(tmp_path: Path, test_images: RegistryImages) -> Iterator[LocalServer]:
-    with LocalServer(
-        tmp_path / "data", isolation="bwrap", default_registry=test_images.registry.host
-    ) as srv:
+    with test_images.server(tmp_path / "data") as srv:
         yield srv
 
 

@@ -241,9 +241,7 @@ def test_a_build_context_says_why_it_cannot_be_uploaded(
 
 @pytest.fixture
 def default_image_client(tmp_path: Path, test_images: RegistryImages) -> Iterator[Daytona]:
-    with LocalServer(
-        tmp_path / "default", isolation="bwrap", default_image=test_images.busy
-    ) as srv:
+    with test_images.server(tmp_path / "default", default_image=test_images.busy) as srv:
         daytona = Daytona(DaytonaConfig(api_key=srv.token, api_url=srv.api_url))
         yield daytona
         close_client(daytona)

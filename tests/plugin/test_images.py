@@ -27,9 +27,7 @@ def test_in_image(daytona_sandbox):
 
 @pytest.fixture
 def server(tmp_path: Path, test_images: RegistryImages) -> Iterator[LocalServer]:
-    with LocalServer(
-        tmp_path / "server-data", isolation="bwrap", default_registry=test_images.registry.host
-    ) as srv:
+    with test_images.server(tmp_path / "server-data") as srv:
         yield srv
 
 
