@@ -776,11 +776,16 @@ def test_the_sh_timers_sleep_holds_no_output_pipe(tmp_path: Path) -> None:
         "#!/bin/sh\n"
         f"for fd in 3 4; do [ -e /proc/$$/fd/$fd ] && echo $fd >> {seen}; done\n"
         f"echo started >> {seen}\n"
+        f": > {seen}.up\n"
         f'exec {shutil.which("sleep")} "$@"\n'
     )
     fake.chmod(0o755)
 
-    result = box.run("echo done")
+    # The command waits (builtins only, bounded) until the timer's sleep has started: a
+    # command that ends first kills the timer before it ever runs `sleep` (seen in CI).
+    result = box.run(
+        f"i=0; while [ ! -e {seen}.up ] && [ $i -lt 2000000 ]; do i=$((i+1)); done; echo done"
+    )
 
     assert result.stdout == "done\n"
     assert seen.read_text().split() == ["started"]
