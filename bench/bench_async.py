@@ -50,9 +50,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from pytest_daytona.async_fixtures import to_async
-    from pytest_daytona.coordination import RunDir
-    from pytest_daytona.session import SandboxSession
-    from pytest_daytona.settings import Settings
+    from pytest_daytona.config.settings import Settings
+    from pytest_daytona.run.coordination import RunDir
+    from pytest_daytona.run.session import SandboxSession
 
     with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
         settings = Settings.model_validate(

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench_local_server import medians_ms  # this script's directory is on sys.path
 from daytona import Daytona, DaytonaConfig
 
-from pytest_daytona.local.runner import choose_bwrap
+from pytest_daytona.local.sandboxes.runner import choose_bwrap
 from pytest_daytona.local.server import LocalServer
 
 SIZES = {"1 KiB": 1 << 10, "10 MiB": 10 << 20}

@@ -11,7 +11,7 @@ B. ``ImageStore.pull`` of a ~50 MB image (busybox plus layers of random, incompr
    the blobs only. Target: store / skopeo <= 1.5x.
 
 The registry is Debian's ``docker-registry`` on 127.0.0.1 with images built by the test
-helpers (``tests/images/registry.py``: umoci, skopeo). Runs alternate, so drift on the
+helpers (``tests/local/images/registry.py``: umoci, skopeo). Runs alternate, so drift on the
 machine hits both sides alike; everything lives in one temporary directory.
 
 Prints figures, not a verdict: exit code 0 unless something errors.
@@ -36,10 +36,10 @@ from pathlib import Path
 from bench_local_server import client, serving, table  # script dir is on sys.path
 from daytona import CreateSandboxFromImageParams, Daytona
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.images.registry
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.local.images.registry
 from pytest_daytona.local.images import ImageStore
-from pytest_daytona.local.runner import choose_bwrap
-from tests.images.registry import Layer, Registry, build_image, manifest_digest
+from pytest_daytona.local.sandboxes.runner import choose_bwrap
+from tests.local.images.registry import Layer, Registry, build_image, manifest_digest
 
 TARGET_CREATE = 2.0
 TARGET_PULL = 1.5

@@ -17,7 +17,7 @@ import logging
 from bench_local_server import client, medians_ms, serving, table  # script dir is on sys.path
 from daytona import Sandbox, SessionExecuteRequest
 
-from pytest_daytona.local.runner import choose_bwrap
+from pytest_daytona.local.sandboxes.runner import choose_bwrap
 
 COMMANDS = ("true", "echo hello; echo oops >&2")
 

@@ -155,9 +155,9 @@ def startup(reps: int) -> None:
 
 
 def exec_round_trip(calls: int) -> None:
-    from pytest_daytona.coordination import RunDir
-    from pytest_daytona.session import SandboxSession
-    from pytest_daytona.settings import Settings
+    from pytest_daytona.config.settings import Settings
+    from pytest_daytona.run.coordination import RunDir
+    from pytest_daytona.run.session import SandboxSession
 
     with tempfile.TemporaryDirectory() as tmp, LocalServer() as server:
         settings = Settings.model_validate(

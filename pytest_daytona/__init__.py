@@ -6,7 +6,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .async_sandbox import AsyncDaytonaSandbox
     from .errors import (
         BackendCallError,
         BackendError,
@@ -18,9 +17,10 @@ if TYPE_CHECKING:
         SandboxWarning,
         SettingsError,
     )
-    from .factory import AsyncSandboxFactory, SandboxFactory, SandboxOverrides
+    from .handle.async_sandbox import AsyncDaytonaSandbox
+    from .handle.factory import AsyncSandboxFactory, SandboxFactory, SandboxOverrides
+    from .handle.sandbox import DaytonaSandbox
     from .results import ExecResult
-    from .sandbox import DaytonaSandbox
 
 __version__ = "0.1.0"
 
@@ -47,11 +47,11 @@ __all__ = [
 _LAZY = {
     **{name: "errors" for name in __all__ if name.endswith(("Error", "Warning"))},
     "ExecResult": "results",
-    "DaytonaSandbox": "sandbox",
-    "AsyncDaytonaSandbox": "async_sandbox",
-    "AsyncSandboxFactory": "factory",
-    "SandboxFactory": "factory",
-    "SandboxOverrides": "factory",
+    "DaytonaSandbox": "handle.sandbox",
+    "AsyncDaytonaSandbox": "handle.async_sandbox",
+    "AsyncSandboxFactory": "handle.factory",
+    "SandboxFactory": "handle.factory",
+    "SandboxOverrides": "handle.factory",
 }
 
 

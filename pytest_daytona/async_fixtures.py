@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .async_sandbox import AsyncDaytonaSandbox
 from .fixtures import (
     backend_errors_fail_the_test,
     item_settings,
@@ -24,13 +23,14 @@ from .fixtures import (
     release_made,
     sandbox_session,
 )
-from .outcomes import report_of
+from .handle.async_sandbox import AsyncDaytonaSandbox
+from .report.outcomes import report_of
 
 if TYPE_CHECKING:
-    from .factory import AsyncSandboxFactory
-    from .sandbox import DaytonaSandbox
-    from .session import SandboxSession
-    from .settings import Settings
+    from .config.settings import Settings
+    from .handle.factory import AsyncSandboxFactory
+    from .handle.sandbox import DaytonaSandbox
+    from .run.session import SandboxSession
 
 
 @pytest.fixture
@@ -77,6 +77,6 @@ def to_async(
     session: SandboxSession, sandbox: DaytonaSandbox, settings: Settings
 ) -> AsyncDaytonaSandbox:
     """The async handle of `sandbox` (see `handles.make_async_handle`)."""
-    from .handles import make_async_handle  # not at import: it loads pydantic
+    from .run.handles import make_async_handle  # not at import: it loads pydantic
 
     return make_async_handle(session.backend, sandbox, settings, session.stats)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .sandbox import DaytonaSandbox
+    from .handle.sandbox import DaytonaSandbox
 
 PLUGIN_NAME = "daytona-default-hooks"
 
@@ -17,7 +17,7 @@ PLUGIN_NAME = "daytona-default-hooks"
 def pytest_daytona_keep(sandbox: DaytonaSandbox, report: pytest.TestReport) -> bool | None:
     """Answer from the sandbox's ``keep`` setting: ``always``; ``failed`` when `report` (the
     test's call, else its set-up) failed; ``never`` (the default)."""
-    from .keep import policy
+    from .leases.keep import policy
 
     setting = policy(sandbox)
     return setting == "always" or (setting == "failed" and report.failed)

@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .resolve import Problem
-    from .results import ExecResult
+from dataclasses import dataclass
+from typing import Protocol
 
 #: How many trailing lines of stdout and of stderr a `CommandError` shows.
 TAIL_LINES = 20
 _SHOWN_COMMAND_CHARS = 500
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One invalid setting: which, from where, what is wrong, and how to fix it.
+
+    `value` is the offending value as shown to the user (a repr), None when it must not be
+    shown (the API key) or there is none.
+    """
+
+    setting: str
+    source: str
+    message: str
+    value: str | None = None
+    fix: str = ""
+
+    def __str__(self) -> str:
+        head = self.setting if self.value is None else f"{self.setting} = {self.value}"
+        tail = f"; fix: {self.fix}" if self.fix else ""
+        return f"{head} (from {self.source}): {self.message}{tail}"
+
+
+class CommandOutcome(Protocol):
+    """What a `CommandError` reads of its result (an `ExecResult`, which is defined above
+    the errors: it raises them)."""
+
+    @property
+    def command(self) -> str: ...
+    @property
+    def exit_code(self) -> int | None: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+    @property
+    def timed_out(self) -> bool: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def ok(self) -> bool: ...
 
 
 class DaytonaPluginError(Exception):
@@ -34,7 +71,7 @@ class CommandError(DaytonaPluginError):
     The message is the command, its exit code (or the timeout) and the last `TAIL_LINES`
     lines of its stdout and stderr."""
 
-    def __init__(self, result: ExecResult) -> None:
+    def __init__(self, result: CommandOutcome) -> None:
         self.result = result
         super().__init__(_failure_message(result))
 
@@ -96,7 +133,7 @@ def _tail(text: str, lines: int = TAIL_LINES) -> str:
     return "\n".join(kept) if kept else "(empty)"
 
 
-def _failure_message(result: ExecResult) -> str:
+def _failure_message(result: CommandOutcome) -> str:
     shown = result.command
     if len(shown) > _SHOWN_COMMAND_CHARS:
         shown = shown[:_SHOWN_COMMAND_CHARS] + "..."

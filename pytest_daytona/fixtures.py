@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .diagnostics import track
+from .config.options import DICT_FIELDS
 from .errors import DaytonaPluginError
-from .options import DICT_FIELDS
-from .outcomes import report_of
-from .startup import SESSION_KEY, session_for
+from .report.diagnostics import track
+from .report.outcomes import report_of
+from .run.startup import SESSION_KEY, session_for
 
 if TYPE_CHECKING:
     from daytona import Daytona
 
-    from .factory import SandboxFactory
-    from .sandbox import DaytonaSandbox
-    from .session import SandboxSession
-    from .settings import Settings
+    from .config.settings import Settings
+    from .handle.factory import SandboxFactory
+    from .handle.sandbox import DaytonaSandbox
+    from .run.session import SandboxSession
 
 __all__ = ["ITEM_SETTINGS_KEY", "SESSION_KEY", "merge_overrides", "sandbox_session"]
 
@@ -169,7 +169,7 @@ def make_one(
 ) -> tuple[DaytonaSandbox, Settings]:
     """One sandbox of a factory fixture, with `overrides` over `marker_kwargs`, and its
     settings; its id is appended to `made`. `realize`: make its workspace now."""
-    from .resolve import resolve_settings
+    from .config.resolve import resolve_settings
 
     where = request.node.nodeid or "the run"
     settings = resolve_settings(

@@ -16,8 +16,8 @@ import pytest
 if TYPE_CHECKING:
     from daytona import CreateSandboxFromImageParams, CreateSandboxFromSnapshotParams
 
-    from .sandbox import DaytonaSandbox
-    from .settings import Settings
+    from .config.settings import Settings
+    from .handle.sandbox import DaytonaSandbox
 
 #: ``"function"``: ``daytona_sandbox`` or a ``daytona_sandbox_factory`` sandbox;
 #: ``"session"``: ``daytona_session_sandbox``.

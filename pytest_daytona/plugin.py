@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from . import diagnostics, signals
 from .async_fixtures import daytona_async_sandbox, daytona_async_sandbox_factory
+from .config.options import add_options, describe_for_header, header_values
 from .fixtures import (
     ITEM_SETTINGS_KEY,
     daytona_client,
@@ -19,8 +19,9 @@ from .fixtures import (
     daytona_session_sandbox_factory,
     merge_overrides,
 )
-from .options import add_options, describe_for_header, header_values
-from .startup import (
+from .report import diagnostics
+from .run import signals
+from .run.startup import (
     CONNECTION_KEY,
     RUN_DIR_KEY,
     SESSION_KEY,
@@ -45,11 +46,11 @@ __all__ = [
 
 #: `pytest --daytona-cleanup` and `--daytona-probe` (options, command) live in their own plugin
 #: modules.
-pytest_plugins = ["pytest_daytona.cleanup_options", "pytest_daytona.probe"]
+pytest_plugins = ["pytest_daytona.tools.cleanup_plugin", "pytest_daytona.tools.probe"]
 
 if TYPE_CHECKING:
-    from .prewarm import Need, Upcoming  # noqa: F401 (Upcoming: in a string)
-    from .settings import Settings
+    from .config.settings import Settings
+    from .leases.prewarm import Need, Upcoming  # noqa: F401 (Upcoming: in a string)
 
 SIGNALS_KEY = pytest.StashKey[dict[int, Any]]()
 UPCOMING_KEY = pytest.StashKey["Upcoming"]()
@@ -65,7 +66,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """The plugin's hooks (`newhooks`), its defaults for them, and the test outcomes they get."""
-    from . import debugging, default_hooks, newhooks, outcomes
+    from . import default_hooks, newhooks
+    from .report import debugging, outcomes
 
     pluginmanager.add_hookspecs(newhooks)
     pluginmanager.register(default_hooks, default_hooks.PLUGIN_NAME)
@@ -97,8 +99,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     any test runs (all problems at once), and start building the SDK client."""
     if not needs_sandboxes(items):
         return
-    from .missing_key import skip_sandbox_tests
-    from .resolve import Problem, SettingsError, resolve_settings
+    from .config.resolve import resolve_settings
+    from .errors import Problem, SettingsError
+    from .report.missing_key import skip_sandbox_tests
 
     if not skip_sandbox_tests(config, items):  # ``missing_key = skip`` and no key
         prepare(config)
@@ -135,7 +138,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if sandbox_session is None or session.config.option.collectonly:
         return
     if sandbox_session.settings.prewarm > 0:
-        from .prewarm import Upcoming
+        from .leases.prewarm import Upcoming
 
         upcoming = Upcoming(session.items, partial(_need, sandbox_session.settings))
         session.config.stash[UPCOMING_KEY] = upcoming
@@ -161,7 +164,7 @@ def _plan(config: pytest.Config, item: pytest.Item | None) -> None:
     sandbox_session = config.stash.get(SESSION_KEY, None)
     if upcoming is None or sandbox_session is None:
         return
-    from .prewarm import WINDOW_PER_DEPTH, worker_queue
+    from .leases.prewarm import WINDOW_PER_DEPTH, worker_queue
 
     limit = WINDOW_PER_DEPTH * sandbox_session.settings.prewarm + 16
     sandbox_session.plan_ahead(upcoming.after(item, worker_queue(config), limit))
@@ -171,7 +174,7 @@ def _need(default: Settings, item: pytest.Item) -> Need | None:
     """The sandbox `item` takes through ``daytona_sandbox`` (None: none)."""
     if "daytona_sandbox" not in getattr(item, "fixturenames", ()):
         return None
-    from .prewarm import pool_key
+    from .leases.prewarm import pool_key
 
     stashed = item.stash.get(ITEM_SETTINGS_KEY, None)
     settings = stashed[1] if stashed is not None else default
@@ -182,7 +185,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
         return describe_for_header(session.settings)
-    from .resolve import raw_values
+    from .config.resolve import raw_values
 
     return describe_for_header(header_values(raw_values(config)))
 
@@ -191,7 +194,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     _end_of_run(session.config)
     if session.config.stash.get(SESSION_KEY, None) is not None:
-        from . import summary  # only where sandboxes were taken: it loads pydantic
+        from .report import summary  # only where sandboxes were taken: it loads pydantic
 
         summary.send_to_controller(session.config)
     sandbox_session = session.config.stash.get(SESSION_KEY, None)
@@ -204,7 +207,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     """xdist controller: keep a finished worker's sandbox figures for the summary."""
     output = getattr(node, "workeroutput", None)
     if output and WORKER_OUTPUT_KEY in output:
-        from . import summary
+        from .report import summary
 
         summary.receive(node.config, output)
 
@@ -214,7 +217,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     with how to remove them (see `summary`); nothing in a run that took no sandbox."""
     if config.stash.get(SESSION_KEY, None) is None and WORKERS_KEY not in config.stash:
         return
-    from . import summary
+    from .report import summary
 
     summary.write(terminalreporter, config)
 

@@ -14,8 +14,8 @@ import filelock
 import pytest
 
 from pytest_daytona.local import LocalServer
-from pytest_daytona.local.image_options import ENV_DEFAULT_REGISTRY
-from tests.images.registry import Layer, Registry, build_image, python_root
+from pytest_daytona.local.images.options import ENV_DEFAULT_REGISTRY
+from tests.local.images.registry import Layer, Registry, build_image, python_root
 
 #: pytest-asyncio (a test dependency, for the async fixtures) warns in every run whose ini
 #: does not set its loop scope; this project's ini sets it, and so do pytester's inner runs.

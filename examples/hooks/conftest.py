@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from daytona import CreateSandboxFromImageParams, CreateSandboxFromSnapshotParams
 
     from pytest_daytona import DaytonaSandbox
-    from pytest_daytona.settings import Settings
+    from pytest_daytona.config.settings import Settings
 
 #: A tool the tests need, "installed" without network access: a shell script.
 SLUGIFY = """#!/bin/sh

@@ -11,10 +11,11 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from . import preview, rest, rest_metrics, rest_sandbox_ops, rest_snapshots, toolbox
+from . import toolbox
 from .context import LOCAL, LocalContext, parse_body, read_ahead
 from .control import ErrorStateRule, FaultRule, LatencyRule
 from .errors import ApiError, error_response
+from .rest import metrics, preview, sandbox_ops, sandboxes, snapshots
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +152,10 @@ def build_app(ctx: LocalContext) -> tuple[web.Application, socketio.AsyncServer]
     # `by_host` serves Daytona's host-form preview links before routing and auth.
     app = web.Application(middlewares=[preview.by_host, gatekeeper], client_max_size=1 << 30)
     app[LOCAL] = ctx
-    rest.add_routes(app.router, API)
-    rest_sandbox_ops.add_routes(app.router, API)
-    rest_snapshots.add_routes(app.router, API)
-    rest_metrics.add_routes(app, API)
+    sandboxes.add_routes(app.router, API)
+    sandbox_ops.add_routes(app.router, API)
+    snapshots.add_routes(app.router, API)
+    metrics.add_routes(app, API)
     toolbox.add_routes(app.router, API)
     preview.setup(app, API)
     app.router.add_get(f"{LOCAL_PREFIX}/stats", get_stats)

@@ -13,16 +13,16 @@ from typing import Any, TypeVar
 from aiohttp import MultipartReader, StreamReader, web
 from pydantic import BaseModel, ValidationError
 
-from .agents import Agent, AgentGone, Agents
 from .control import Control
 from .entrypoint import ensure_entrypoint
 from .errors import ApiError
-from .image_sandbox import ImageLaunch
 from .late import LateCompletions
 from .lifecycle import Lifecycle
-from .records import SandboxRecord
-from .sandboxfs import SandboxPaths
-from .volumes import volume_mounts
+from .sandboxes.agent_client import Agent, AgentGone, Agents
+from .sandboxes.image_sandbox import ImageLaunch
+from .sandboxes.sandboxfs import SandboxPaths
+from .state.records import SandboxRecord
+from .state.volumes import volume_mounts
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ that name; its logs are the entrypoint logs of the SDK.
 
 from __future__ import annotations
 
-from .agents import Agent
-from .records import SandboxRecord
-from .snapshots import Snapshots
+from .sandboxes.agent_client import Agent
+from .state.records import SandboxRecord
+from .state.snapshots import Snapshots
 
 
 def entrypoint_argv(record: SandboxRecord, snapshots: Snapshots) -> list[str] | None:

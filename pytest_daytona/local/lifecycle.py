@@ -9,15 +9,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .build_logs import BuildLog
-from .builds import Builder, BuildFailed
+from .builds.builder import Builder, BuildFailed
+from .builds.logs import BuildLog
 from .errors import ApiError
-from .image_root import ImageUse
-from .records import CreateSandboxBody, SandboxRecord, State, iso_now, new_sandbox_id
-from .sandbox_rules import OPS, check_resize, resolve_auto_archive
-from .snapshots import Snapshots
-from .store import Store
-from .volumes import Volumes
+from .images.root import ImageUse
+from .state.records import CreateSandboxBody, SandboxRecord, State, iso_now, new_sandbox_id
+from .state.rules import OPS, check_resize, resolve_auto_archive
+from .state.snapshots import Snapshots
+from .state.store import Store
+from .state.volumes import Volumes
 
 log = logging.getLogger(__name__)
 

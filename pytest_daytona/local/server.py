@@ -20,17 +20,17 @@ from typing import Any, TypeVar
 import filelock
 from aiohttp import web
 
-from .agents import Agents
 from .app import build_app, stats
-from .builds import Builder
+from .builds.builder import Builder
 from .context import LocalContext
 from .control import Control, ErrorStateRule, FaultRule, LatencyRule
-from .image_options import ImageOptions
 from .images import ImageStore
+from .images.options import ImageOptions
 from .lifecycle import Lifecycle
-from .overlay import overlay_works
-from .runner import IsolationMode, Runner, choose_bwrap
-from .store import Store
+from .sandboxes.agent_client import Agents
+from .sandboxes.overlay import overlay_works
+from .sandboxes.runner import IsolationMode, Runner, choose_bwrap
+from .state.store import Store
 
 log = logging.getLogger("pytest_daytona.local")
 

@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from pytest_daytona.local.runner import IsolationMode
+    from pytest_daytona.local.sandboxes.runner import IsolationMode
 
 # Patterns (fnmatch, on the path relative to examples/python; `*` also crosses `/`) of the
 # examples that cannot run here, each with the reason. Read every example before adding one.
 EXCLUDED: dict[str, str] = {
     "charts/*": "needs the internet (a public image registry and PyPI): builds "
     "Image.debian_slim('3.13').pip_install('matplotlib') and plots with matplotlib inside it "
-    "(its plotting code is what tests/local/test_chart_types.py checks)",
+    "(its plotting code is what tests/local/toolbox/test_chart_types.py checks)",
     "declarative-image/*": "needs the internet (a public image registry and PyPI): builds "
     "snapshots from "
     "Image.debian_slim(...).pip_install(numpy, pandas, ...).run_commands('apt-get install git', "

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, Sandbox
 
-from pytest_daytona.calls import DeadlineExceeded, run_with_deadline
+from pytest_daytona.api.deadlines import DeadlineExceeded, run_with_deadline
 from pytest_daytona.local import LocalServer
-from pytest_daytona.local.runner import choose_bwrap
+from pytest_daytona.local.sandboxes.runner import choose_bwrap
 
 
 @functools.cache

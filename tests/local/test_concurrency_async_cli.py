@@ -23,8 +23,7 @@ from daytona import (
 from daytona_api_client import SandboxState
 
 from pytest_daytona.local import LocalServer
-
-from .conftest import close_client, route_count
+from tests.local.conftest import close_client, route_count
 
 
 def test_20_creates_from_threads_and_50_concurrent_execs(

@@ -12,10 +12,9 @@ from daytona_api_client import SandboxState
 
 from pytest_daytona._files import atomic_write
 from pytest_daytona.local import LocalServer
-from pytest_daytona.local.records import SandboxRecord, State
-from pytest_daytona.local.store import STATE_FILE, Store
-
-from .conftest import close_client
+from pytest_daytona.local.state.records import SandboxRecord, State
+from pytest_daytona.local.state.store import STATE_FILE, Store
+from tests.local.conftest import close_client
 
 
 def _client(server: LocalServer) -> Daytona:

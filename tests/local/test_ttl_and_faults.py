@@ -25,8 +25,7 @@ from daytona import (
 from daytona_api_client import SandboxState
 
 from pytest_daytona.local import LocalServer
-
-from .conftest import close_client, http_json, route_count
+from tests.local.conftest import close_client, http_json, route_count
 
 TTL_ROUTE = "POST /sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}"
 

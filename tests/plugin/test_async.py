@@ -9,15 +9,14 @@ import urllib.parse
 import pytest
 from daytona import DaytonaNotFoundError
 
-from pytest_daytona.backend import Backend
+from pytest_daytona.api.backend import Backend
 from pytest_daytona.local import LocalServer
-
-from .conftest import RunInner
-from .inner import settle
-from .test_faults import GET
-from .test_keep_and_summary import figures
-from .test_lease import make_settings
-from .test_performance import CREATE, DELETE, EXECUTE
+from tests.api.test_faults import GET
+from tests.inner import settle
+from tests.leases.test_lease import make_settings
+from tests.pytester_support import RunInner
+from tests.report.test_keep_and_summary import figures
+from tests.run.test_performance import CREATE, DELETE, EXECUTE
 
 #: One body of checks, run under each async runner (`{mark}` marks the tests for it).
 HANDLE_TESTS = """

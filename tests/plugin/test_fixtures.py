@@ -8,8 +8,7 @@ import urllib.request
 import pytest
 
 from pytest_daytona.local import LocalServer
-
-from .conftest import RunInner
+from tests.pytester_support import RunInner
 
 
 def test_daytona_sandbox_is_fresh_per_test_and_deleted(

@@ -11,10 +11,9 @@ import pytest
 from daytona import Daytona, DaytonaConfig
 
 from pytest_daytona.local import LocalServer
-
-from ..local.conftest import close_client
-from .conftest import RunInner
-from .inner import settle
+from tests.inner import settle
+from tests.local.conftest import close_client
+from tests.pytester_support import RunInner
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

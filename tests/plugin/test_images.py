@@ -13,8 +13,7 @@ from daytona import CreateSnapshotParams, Daytona, DaytonaConfig
 from pytest_daytona.local import LocalServer
 from tests.conftest import RegistryImages
 from tests.local.conftest import close_client
-
-from .conftest import RunInner
+from tests.pytester_support import RunInner
 
 IN_THE_IMAGE = """
 def test_in_image(daytona_sandbox):

@@ -14,27 +14,28 @@ from pathlib import Path
 import pytest
 
 import pytest_daytona
-from pytest_daytona.factory import SandboxFactory, SandboxOverrides
-from pytest_daytona.options import RUN_WIDE
-from pytest_daytona.sandbox import DaytonaSandbox
-from pytest_daytona.settings import Settings
-from pytest_daytona.startup import SANDBOX_FIXTURES as STARTUP_FIXTURES
+from pytest_daytona.config.options import RUN_WIDE
+from pytest_daytona.config.settings import Settings
+from pytest_daytona.handle.factory import SandboxFactory, SandboxOverrides
+from pytest_daytona.handle.sandbox import DaytonaSandbox
+from pytest_daytona.run.startup import SANDBOX_FIXTURES as STARTUP_FIXTURES
 
 #: Not errors a test can meet: two are caught inside the plugin (a call's deadline, a probe
 #: step's failure, which the probe prints), the other ends the run as Ctrl-C does.
 INTERNAL_ERRORS = {
-    "pytest_daytona.calls.DeadlineExceeded",
-    "pytest_daytona.probe.StepFailed",
-    "pytest_daytona.signals.Terminated",
+    "pytest_daytona.api.deadlines.DeadlineExceeded",
+    "pytest_daytona.tools.probe.StepFailed",
+    "pytest_daytona.run.signals.Terminated",
 }
 REPO = Path(pytest_daytona.__file__).resolve().parent.parent
 
 
 def _plugin_exception_classes() -> dict[str, type[BaseException]]:
-    """Every exception class defined in a module of the plugin (the embedded server aside)."""
+    """Every exception class defined in a module of the plugin, its subpackages included (the
+    embedded server aside)."""
     found: dict[str, type[BaseException]] = {}
-    for info in pkgutil.iter_modules(pytest_daytona.__path__, "pytest_daytona."):
-        if info.ispkg or info.name.endswith("__main__"):
+    for info in pkgutil.walk_packages(pytest_daytona.__path__, "pytest_daytona."):
+        if info.name.endswith("__main__") or info.name.startswith("pytest_daytona.local"):
             continue
         module = importlib.import_module(info.name)
         for _, cls in inspect.getmembers(module, inspect.isclass):
@@ -57,7 +58,7 @@ def test_every_error_class_is_in_errors_and_exported_from_the_package() -> None:
         if not issubclass(cls, Warning):
             assert issubclass(cls, pytest_daytona.DaytonaPluginError), cls
     # The old homes still give the same classes.
-    from pytest_daytona.resolve import SettingsError
+    from pytest_daytona.config.resolve import SettingsError
     from pytest_daytona.results import CommandError
 
     assert SettingsError is pytest_daytona.SettingsError

@@ -8,8 +8,7 @@ import pytest
 from daytona import CreateSnapshotParams, Daytona, DaytonaConfig
 
 from pytest_daytona.local import LocalServer
-
-from .conftest import RunInner
+from tests.pytester_support import RunInner
 
 
 def test_the_session_factory_keeps_its_sandboxes_for_the_run_and_deletes_them_at_its_end(

@@ -6,10 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ..agents import Agent, Reply
 from ..context import LOCAL, LocalContext
 from ..errors import ApiError, daemon_error
-from ..records import SandboxRecord, State
+from ..sandboxes.agent_client import Agent, Reply
+from ..state.records import SandboxRecord, State
 
 
 def ctx_of(request: web.Request) -> LocalContext:

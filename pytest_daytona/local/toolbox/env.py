@@ -7,7 +7,7 @@ from aiohttp import web
 from ..agent.process import ENV_KEY
 from ..context import parse_body
 from ..errors import ApiError
-from ..records import _Camel
+from ..state.records import _Camel
 from .common import ctx_of, started
 
 

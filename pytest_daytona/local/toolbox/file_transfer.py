@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from ..agents import Agent, AgentGone, Reply
 from ..context import multipart_reader
 from ..errors import SOURCE_DAEMON, ApiError, daemon_error
+from ..sandboxes.agent_client import Agent, AgentGone, Reply
 from .common import agent_of, ctx_of, query_path
 
 #: Bytes moved per agent call.

@@ -22,10 +22,10 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 
-from ..agents import Agent
 from ..context import parse_body
 from ..errors import ApiError
-from ..records import SandboxRecord
+from ..sandboxes.agent_client import Agent
+from ..state.records import SandboxRecord
 from .common import agent_call, agent_of
 
 EXIT_CONTROL = "X-Daytona-Pty-Exit-Control"

@@ -18,10 +18,10 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..agents import Agent, Reply
 from ..context import parse_body
 from ..entrypoint import ensure_entrypoint
 from ..errors import ApiError
+from ..sandboxes.agent_client import Agent, Reply
 from .common import agent_of, ctx_of
 
 STDOUT_MARK = b"\x01\x01\x01"

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..records import SandboxRecord
+from ..state.records import SandboxRecord
 from .common import agent_call, started
 
 

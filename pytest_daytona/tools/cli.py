@@ -1,0 +1,77 @@
+"""The ``pytest-daytona`` command (also ``python -m pytest_daytona``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pytest-daytona", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve",
+        help="run the embedded Daytona-compatible server in the foreground",
+        description="Serve the Daytona API locally. Prints DAYTONA_API_URL and DAYTONA_API_KEY "
+        "once it accepts requests; stops on SIGINT/SIGTERM.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    serve.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    serve.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep sandboxes here across restarts (default: a temporary directory)",
+    )
+    serve.add_argument("--token", default=None, help="bearer token to require (default: random)")
+    serve.add_argument(
+        "--transition-delay",
+        type=float,
+        default=0.0,
+        help="seconds each start/stop/create/delete transition takes (default: 0)",
+    )
+    serve.add_argument(
+        "--isolation",
+        choices=["auto", "bwrap", "none"],
+        default="auto",
+        help="run commands under bubblewrap when available (auto), always (bwrap) or never",
+    )
+    serve.add_argument(
+        "--default-registry",
+        default=None,
+        help="registry that short image names (python:3.12-slim) resolve against",
+    )
+    serve.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=None,
+        help="registry host[:port] reached over plain HTTP (loopback ones always are); repeat",
+    )
+    serve.add_argument(
+        "--default-image",
+        default=None,
+        help="image of sandboxes created with neither image nor snapshot "
+        "(default: this machine's userland)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pytest-daytona`` command."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from ..local import LocalServer, serve_forever
+
+    server = LocalServer(
+        args.data_dir,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        transition_delay=args.transition_delay,
+        isolation=args.isolation,
+        default_registry=args.default_registry,
+        insecure_registries=args.insecure_registry,
+        default_image=args.default_image,
+    )
+    serve_forever(server)
+    return 0
