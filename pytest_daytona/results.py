@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import TAIL_LINES, CommandError
+from .errors import CommandError
 
-__all__ = ["TAIL_LINES", "CommandError", "ExecResult"]
+__all__ = ["ExecResult"]
 
 
 @dataclass(frozen=True)

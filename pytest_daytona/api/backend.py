@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .async_clients import AsyncClients
     from .client import Api
 
-__all__ = ["Backend", "BackendError"]
+__all__ = ["Backend"]
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from .options import DICT_FIELDS, EMPTY_IS_ERROR, FIELD_SPECS, RUN_WIDE, FieldSp
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["Problem", "SettingsError", "resolve_settings"]
+__all__ = ["resolve_settings"]
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-from .options import describe_for_header, local_for_missing_key
+from .options import local_for_missing_key
 
-__all__ = ["Settings", "describe_for_header", "missing_api_key_message"]
+__all__ = ["Settings", "missing_api_key_message"]
 
 ENV_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 EnvKey = Annotated[str, StringConstraints(pattern=ENV_KEY_PATTERN)]

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..api.calls import Attempt, Retry
+from ..results import ExecResult
 from .command_log import CommandLog
-from .executor import ExecResult
 from .run_plan import Stdin, upload_payload
 from .sandbox import EXEC_HTTP_SLACK, RUN_OPERATION, DaytonaSandbox
 

@@ -25,10 +25,8 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 
-from ..results import CommandError, ExecResult
+from ..results import ExecResult
 from . import script_text
-
-__all__ = ["CommandError", "ExecResult"]
 
 #: Longest script accepted: it is one environment string, at most 128 KiB on Linux.
 MAX_SCRIPT = 120_000

@@ -14,8 +14,8 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ..results import ExecResult
 from .executor import (
-    ExecResult,
     backstop_timeout,
     build_script,
     command_to_shell,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ..api.calls import Attempt, Retry
+from ..results import ExecResult
 from .command_log import CommandLog
-from .executor import ExecResult
 from .run_plan import RunPlan, Stdin, plan_run, upload_payload
 
 if TYPE_CHECKING:

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
         Sandbox,
     )
 
-__all__ = ["LeaseError", "SandboxWarning"]
 
 T = TypeVar("T")
 

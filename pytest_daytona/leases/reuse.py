@@ -14,7 +14,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from ..config.settings import Settings
-from ..errors import BackendCallError, SandboxWarning
+from ..errors import BackendCallError, LeaseError, SandboxWarning
 from . import create_params, lease
 from .create_params import LABEL_PREFIX, SIGNATURE_LABEL
 
@@ -116,8 +116,8 @@ def find_and_claim(
         if claim(api, sandbox, settings, run_id, grace=grace):
             try:
                 lease.ensure_started(api, sandbox, settings)
-            except lease.LeaseError as exc:
-                raise lease.LeaseError(f"{exc} (pass --daytona-fresh to replace it)") from None
+            except LeaseError as exc:
+                raise LeaseError(f"{exc} (pass --daytona-fresh to replace it)") from None
             renew_ttl(api, sandbox, settings)
             return sandbox
     return None

@@ -22,7 +22,8 @@ SKIP_REASON = (
 def skip_reason(config: pytest.Config) -> str | None:
     """Why this run's sandbox tests are to be skipped, None when they are to run; invalid
     settings raise `pytest.UsageError` (as building the session would)."""
-    from ..config.resolve import SettingsError, raw_values, resolve_settings
+    from ..config.resolve import raw_values, resolve_settings
+    from ..errors import SettingsError
 
     if str(raw_values(config).get("missing_key") or "").strip().lower() != "skip":
         return None

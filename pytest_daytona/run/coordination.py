@@ -22,7 +22,7 @@ from ..errors import CoordinationError
 from ..leases.create_params import LABEL_PREFIX
 from ..leases.lease import LeaseRecord
 
-__all__ = ["CoordinationError", "RunDir", "ci_labels", "pid_alive", "run_dirs"]
+__all__ = ["RunDir", "ci_labels", "pid_alive", "run_dirs"]
 
 SESSION_RECORD = "session.json"
 OWNER_FILE = "owner"

@@ -106,7 +106,8 @@ def session_for(config: pytest.Config) -> SandboxSession:
 
 def _build(config: pytest.Config) -> SandboxSession:
     from ..api.backend import Backend
-    from ..config.resolve import SettingsError, resolve_settings
+    from ..config.resolve import resolve_settings
+    from ..errors import SettingsError
     from .coordination import RunDir
     from .hook_calls import Hooks
     from .session import SandboxSession

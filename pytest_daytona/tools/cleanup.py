@@ -27,9 +27,9 @@ from ..config.settings import Settings
 from ..errors import BackendError, SettingsError
 from ..leases import create_params, lease, reuse
 from ..run import coordination
-from .cleanup_options import CI_JOB_LABELS, DEFAULT_OLDER_THAN, OLDER_THAN_OPTION, add_options
+from .cleanup_options import CI_JOB_LABELS, DEFAULT_OLDER_THAN, OLDER_THAN_OPTION
 
-__all__ = ["CI_JOB_LABELS", "add_options", "run_cleanup"]
+__all__ = ["run_cleanup"]
 
 if TYPE_CHECKING:
     from _pytest._io import TerminalWriter

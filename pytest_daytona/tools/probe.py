@@ -125,8 +125,9 @@ def run_probe(config: pytest.Config) -> int:
     from _pytest.config import create_terminal_writer
 
     from ..config.options import describe_for_header
-    from ..config.resolve import SettingsError, resolve_settings
+    from ..config.resolve import resolve_settings
     from ..config.settings import missing_api_key_message
+    from ..errors import SettingsError
 
     try:
         settings = resolve_settings(config)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from pytest_daytona.config.options import FIELD_SPECS, RUN_WIDE
-from pytest_daytona.config.resolve import SettingsError, resolve_settings
-from pytest_daytona.config.settings import Settings, describe_for_header, missing_api_key_message
+from pytest_daytona.config.options import FIELD_SPECS, RUN_WIDE, describe_for_header
+from pytest_daytona.config.resolve import resolve_settings
+from pytest_daytona.config.settings import Settings, missing_api_key_message
+from pytest_daytona.errors import SettingsError
 
 ENV_VARS = (
     "DAYTONA_API_KEY",

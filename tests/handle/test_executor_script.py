@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_daytona.errors import TAIL_LINES, CommandError
 from pytest_daytona.handle.executor import (
     MAX_SCRIPT,
     SCRIPT_ENV,
@@ -33,7 +34,7 @@ from pytest_daytona.handle.executor import (
     validate_env,
     validate_env_keys,
 )
-from pytest_daytona.results import TAIL_LINES, CommandError, ExecResult
+from pytest_daytona.results import ExecResult
 
 TRICKY_ARGS = [
     "",

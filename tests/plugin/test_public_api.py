@@ -57,12 +57,12 @@ def test_every_error_class_is_in_errors_and_exported_from_the_package() -> None:
         assert cls.__name__ in pytest_daytona.__all__
         if not issubclass(cls, Warning):
             assert issubclass(cls, pytest_daytona.DaytonaPluginError), cls
-    # The old homes still give the same classes.
-    from pytest_daytona.config.resolve import SettingsError
-    from pytest_daytona.results import CommandError
+    # Each class has one home (no re-export beside `errors` and the package).
+    from pytest_daytona.config import resolve
+    from pytest_daytona.handle import executor
 
-    assert SettingsError is pytest_daytona.SettingsError
-    assert CommandError is pytest_daytona.CommandError
+    assert "SettingsError" not in resolve.__all__
+    assert not hasattr(executor, "CommandError")
 
 
 def test_importing_the_public_names_loads_neither_sdk_nor_pydantic_nor_filelock() -> None:

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_daytona.errors import CoordinationError
 from pytest_daytona.leases.lease import LeaseRecord
-from pytest_daytona.run.coordination import CoordinationError, RunDir, ci_labels
+from pytest_daytona.run.coordination import RunDir, ci_labels
 
 HOLD_LOCK = """
 import sys, time, filelock

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_daytona.leases import create_params, reuse
 from pytest_daytona.run.coordination import OWNER_FILE, RunDir
-from pytest_daytona.tools import cleanup
+from pytest_daytona.tools import cleanup, cleanup_options
 from pytest_daytona.tools.cleanup import Criteria, format_age, parse_age, select
 
 NOW = 1_800_000_000.0
@@ -115,7 +115,7 @@ def test_select_sorts_by_reason() -> None:
     }
 
 
-@pytest.mark.parametrize("label", cleanup.CI_JOB_LABELS)
+@pytest.mark.parametrize("label", cleanup_options.CI_JOB_LABELS)
 def test_ci_job_matches_each_ci_label(label: str) -> None:
     sandboxes = [box("job", {label: "77"}), box("other", {label: "78"}), box("none")]
     assert picked(sandboxes, Criteria(ci_job="77")) == {"delete": ["job"]}
