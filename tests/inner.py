@@ -43,6 +43,12 @@ def test_c(daytona_sandbox, daytona_session_sandbox):
 """
 
 
+def default_sigint() -> None:
+    """For a child: Ctrl-C as from a terminal. An xdist worker ignores SIGINT, and an ignored
+    signal stays ignored across exec, so the child would ignore it too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @dataclass
 class Inner:
     """A running inner pytest in its own process group."""
@@ -103,6 +109,7 @@ def start_inner(path: Path, server: LocalServer, args: Sequence[str]) -> Inner:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=default_sigint,
     )
     return Inner(process, path)
 

@@ -35,6 +35,7 @@ from pytest_daytona.handle.executor import (
     validate_env_keys,
 )
 from pytest_daytona.results import ExecResult
+from tests.inner import default_sigint
 
 TRICKY_ARGS = [
     "",
@@ -104,6 +105,7 @@ class Box:
             timeout=60,
             check=False,
             start_new_session=True,  # like the toolbox: the command's own process group
+            preexec_fn=default_sigint,  # and SIGINT not ignored (the worker's is)
         )
         return result_from_output(
             command=command,

@@ -87,7 +87,8 @@ def main(fd: int) -> None:
     """Serve on inherited socket `fd`, then end every process of the sandbox."""
     procs.become_reaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Caught, not ignored: an ignored SIGINT would stay ignored in every command it starts.
+    signal.signal(signal.SIGINT, lambda *_: None)
     for name in operation_modules():
         importlib.import_module(f"{__package__}.{name}")
     threading.Thread(target=_reap_forever, daemon=True).start()

@@ -61,6 +61,16 @@ def test_exec_refuses_bad_env_names_and_empty_commands(iso_sandbox: Sandbox) -> 
         iso_sandbox.process.exec("   ")
 
 
+def test_commands_start_with_no_signal_ignored(iso_sandbox: Sandbox) -> None:
+    """As under Daytona's daemon, a command may be interrupted: SIGINT ends it with 130.
+    (The agent once ignored SIGINT itself, and an ignored signal stays ignored across exec.)"""
+    result = iso_sandbox.process.exec(
+        "grep SigIgn /proc/self/status; sh -c 'kill -INT $$; echo on'"
+    )
+    assert result.result == "SigIgn:\t0000000000000000\n", result.result
+    assert result.exit_code == 130
+
+
 def test_exec_in_a_missing_cwd_answers_minus_one(iso_sandbox: Sandbox) -> None:
     result = iso_sandbox.process.exec("true", cwd="no/such/dir")
     assert result.exit_code == -1
