@@ -83,12 +83,25 @@ def _reap_forever() -> None:
         procs.reap_orphans()
 
 
+def _no_signal_ignored() -> None:
+    """An ignored signal stays ignored across exec, so the sandbox's commands would inherit
+    whatever the server was started with (a background job of a shell ignores SIGINT and
+    SIGQUIT). Daytona's commands start with none ignored: reset them here. SIGPIPE and
+    SIGXFSZ are Python's own, and `subprocess` restores them in each child."""
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
+
+
 def main(fd: int) -> None:
     """Serve on inherited socket `fd`, then end every process of the sandbox."""
     procs.become_reaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    # Caught, not ignored: an ignored SIGINT would stay ignored in every command it starts.
-    signal.signal(signal.SIGINT, lambda *_: None)
+    _no_signal_ignored()
+    signal.signal(signal.SIGINT, lambda *_: None)  # caught, not ignored: see above
     for name in operation_modules():
         importlib.import_module(f"{__package__}.{name}")
     threading.Thread(target=_reap_forever, daemon=True).start()

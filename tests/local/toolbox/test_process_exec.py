@@ -62,8 +62,9 @@ def test_exec_refuses_bad_env_names_and_empty_commands(iso_sandbox: Sandbox) -> 
 
 
 def test_commands_start_with_no_signal_ignored(iso_sandbox: Sandbox) -> None:
-    """As under Daytona's daemon, a command may be interrupted: SIGINT ends it with 130.
-    (The agent once ignored SIGINT itself, and an ignored signal stays ignored across exec.)"""
+    """As under Daytona's daemon, a command starts with no signal ignored and SIGINT ends it
+    with 130, however the server was started (a shell's background job ignores SIGINT and
+    SIGQUIT, and an ignored signal stays ignored across exec)."""
     result = iso_sandbox.process.exec(
         "grep SigIgn /proc/self/status; sh -c 'kill -INT $$; echo on'"
     )
