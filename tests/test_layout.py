@@ -11,6 +11,9 @@ import pytest
 
 import pytest_daytona
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 ROOT = Path(pytest_daytona.__file__).parent
 
 #: Each part of the plugin and its layer: a module imports only from its own part or from

@@ -15,6 +15,9 @@ import pytest_daytona
 import pytest_daytona.local
 from pytest_daytona import newhooks
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 PACKAGE_NAMES = {
     "AsyncDaytonaSandbox",
     "AsyncSandboxFactory",

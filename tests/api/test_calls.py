@@ -25,6 +25,9 @@ from pytest_daytona.api.calls import (
 )
 from pytest_daytona.errors import BackendCallError, BackendUnreachableError
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 
 def no_sleep(caller: Caller) -> list[float]:
     waits: list[float] = []

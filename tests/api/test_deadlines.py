@@ -15,6 +15,9 @@ import pytest
 
 from pytest_daytona.api.deadlines import DeadlineExceeded, run_with_deadline
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 
 def test_runs_in_a_worker_thread_and_returns_its_result() -> None:
     name = run_with_deadline(lambda: threading.current_thread().name, 5)

@@ -126,6 +126,7 @@ def test_missing_api_key_fails_only_tests_that_need_a_sandbox(pytester: pytest.P
     result.stdout.fnmatch_lines(["*DAYTONA_API_KEY*--daytona-backend local*"])
 
 
+@pytest.mark.quick
 def test_report_header_names_backend_and_never_the_key(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,9 @@ from pytest_daytona.config.resolve import resolve_settings
 from pytest_daytona.config.settings import Settings, missing_api_key_message
 from pytest_daytona.errors import SettingsError
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 ENV_VARS = (
     "DAYTONA_API_KEY",
     "DAYTONA_API_URL",

@@ -146,6 +146,7 @@ def test_a_caught_and_printed_error_is_a_failure() -> None:
     assert run_examples.check_output("pty/main.py", "Error: SIGKILL\n", {}) == []
 
 
+@pytest.mark.quick
 def test_checks_ignore_http_trace_lines() -> None:
     output = "Creating snapshot us-1\n[http] POST /api/snapshots 200\n" + "-" * 32 + "\n"
     assert run_examples.check_output("region/main.py", output) == []

@@ -37,6 +37,9 @@ from pytest_daytona.handle.executor import (
 from pytest_daytona.results import ExecResult
 from tests.inner import default_sigint
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 TRICKY_ARGS = [
     "",
     " ",

@@ -88,6 +88,7 @@ def test_release_stops_when_reusable_and_deletes_otherwise(server: LocalServer) 
     assert states(server) == {kept.id: "stopped"}
 
 
+@pytest.mark.quick
 def test_labels_and_unique_names(server: LocalServer, session: SandboxSession) -> None:
     settings = make_settings(server, labels={"team": "qa"})
     one, two = session.acquire(settings), session.acquire(settings)

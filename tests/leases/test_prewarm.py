@@ -59,6 +59,7 @@ def test_the_pool_stays_within_its_depth_and_makes_only_what_the_tests_take(
     assert settle(server) == {}
 
 
+@pytest.mark.quick
 @pytest.mark.usefixtures("server_env")
 @pytest.mark.parametrize("stop", ["-x", "--maxfail=1"])
 def test_an_early_stop_makes_nothing_more_and_deletes_what_was_made_ahead(

@@ -53,6 +53,7 @@ def test_20_creates_from_threads_and_50_concurrent_execs(
     assert route_count(server, "POST /process/execute") == 50
 
 
+@pytest.mark.quick
 def test_async_sdk_through_every_operation(server: LocalServer) -> None:
     async def scenario() -> None:
         async with AsyncDaytona(DaytonaConfig(api_key=server.token, api_url=server.api_url)) as d:

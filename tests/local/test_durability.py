@@ -53,6 +53,7 @@ def test_restart_keeps_records_labels_states_and_files(data_dir: Path) -> None:
             close_client(daytona)
 
 
+@pytest.mark.quick
 def test_restart_settles_transitional_states(data_dir: Path) -> None:
     store = Store(data_dir)
     for name, state in [("a", State.STOPPING), ("b", State.STARTING), ("c", State.DESTROYING)]:

@@ -173,6 +173,7 @@ def test_ttl_survives_a_restart(data_dir: Path) -> None:
 # -- late completion after a fault -------------------------------------------------------
 
 
+@pytest.mark.quick
 def test_create_that_timed_out_at_the_gateway_still_happens(
     server: LocalServer, client: Daytona
 ) -> None:

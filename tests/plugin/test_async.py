@@ -198,6 +198,7 @@ def pytest_daytona_sandbox_ready(sandbox, scope, fresh):
 """
 
 
+@pytest.mark.quick
 def test_failure_report_and_hooks(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer
 ) -> None:

@@ -204,6 +204,7 @@ def test_session_sandbox_with_reuse_is_stopped_then_resumed(
     assert len(ids) == 1
 
 
+@pytest.mark.quick
 @pytest.mark.usefixtures("stand_in_registry")  # short image names
 def test_factory_applies_overrides_and_releases_everything(
     pytester: pytest.Pytester, server: LocalServer, run_inner: RunInner

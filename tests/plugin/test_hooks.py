@@ -215,6 +215,7 @@ def test_reused_session_sandbox_set_up_only_when_needed(
     assert ready[1]["id"] not in ids  # settings changed: a new sandbox, set up
 
 
+@pytest.mark.quick
 def test_a_kept_sandbox_is_stopped_and_labelled_not_deleted(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer
 ) -> None:

@@ -30,6 +30,7 @@ def server(tmp_path: Path, test_images: RegistryImages) -> Iterator[LocalServer]
         yield srv
 
 
+@pytest.mark.quick
 def test_the_image_option_runs_the_tests_in_that_image(
     pytester: pytest.Pytester, run_inner: RunInner, test_images: RegistryImages
 ) -> None:

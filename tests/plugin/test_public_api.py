@@ -44,6 +44,7 @@ def _plugin_exception_classes() -> dict[str, type[BaseException]]:
     return found
 
 
+@pytest.mark.quick
 def test_every_error_class_is_in_errors_and_exported_from_the_package() -> None:
     public = {
         name: cls

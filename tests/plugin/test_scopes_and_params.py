@@ -11,6 +11,7 @@ from pytest_daytona.local import LocalServer
 from tests.pytester_support import RunInner
 
 
+@pytest.mark.quick
 def test_the_session_factory_keeps_its_sandboxes_for_the_run_and_deletes_them_at_its_end(
     pytester: pytest.Pytester, server: LocalServer, run_inner: RunInner
 ) -> None:

@@ -141,6 +141,7 @@ def test_failed_reports_carry_the_commands_and_junit_the_sandboxes(
         assert properties == list(zip(names, values, strict=True)), name
 
 
+@pytest.mark.quick
 def test_a_command_failing_in_set_up_shows_the_section_and_no_plugin_frames(
     pytester: pytest.Pytester, run_inner: RunInner
 ) -> None:

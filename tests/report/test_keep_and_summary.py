@@ -94,6 +94,7 @@ def test_keep_failed_leaves_only_the_failed_tests_sandbox(
     assert settle(server) == {}  # the command the summary gives deletes it
 
 
+@pytest.mark.quick
 def test_keep_never_leaves_nothing_and_q_hides_the_summary(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer
 ) -> None:

@@ -14,6 +14,9 @@ from pytest_daytona.errors import CoordinationError
 from pytest_daytona.leases.lease import LeaseRecord
 from pytest_daytona.run.coordination import RunDir, ci_labels
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 HOLD_LOCK = """
 import sys, time, filelock
 lock = filelock.FileLock(sys.argv[1])

@@ -24,6 +24,7 @@ DELETE = "DELETE /sandbox/{sandboxIdOrName}"
 SWEEP = "GET /sandbox"
 
 
+@pytest.mark.quick
 def test_a_test_with_one_run_makes_three_requests(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer
 ) -> None:

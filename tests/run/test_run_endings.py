@@ -79,11 +79,11 @@ SIGNAL_CASES = [
     pytest.param(signal.SIGINT, 0, False, False, id="Ctrl-C"),
     pytest.param(signal.SIGINT, 0, False, True, id="Ctrl-C-twice"),
     pytest.param(signal.SIGTERM, 0, False, True, id="SIGTERM-twice"),
-    pytest.param(signal.SIGTERM, 3, True, False, id="xdist-SIGTERM-group"),
-    pytest.param(signal.SIGHUP, 3, True, False, id="xdist-SIGHUP-group"),
-    pytest.param(signal.SIGINT, 3, True, True, id="xdist-Ctrl-C-twice"),
-    pytest.param(signal.SIGTERM, 3, False, False, id="xdist-SIGTERM-controller"),
-    pytest.param(signal.SIGKILL, 3, False, False, id="xdist-SIGKILL-controller"),
+    pytest.param(signal.SIGTERM, 2, True, False, id="xdist-SIGTERM-group"),
+    pytest.param(signal.SIGHUP, 2, True, False, id="xdist-SIGHUP-group"),
+    pytest.param(signal.SIGINT, 2, True, True, id="xdist-Ctrl-C-twice"),
+    pytest.param(signal.SIGTERM, 2, False, False, id="xdist-SIGTERM-controller"),
+    pytest.param(signal.SIGKILL, 2, False, False, id="xdist-SIGKILL-controller"),
 ]
 
 

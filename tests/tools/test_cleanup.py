@@ -236,6 +236,7 @@ def test_failed_deletes_exit_1(
     assert_no_tests(result, pytester.path)
 
 
+@pytest.mark.quick
 def test_a_sandbox_already_gone_counts_as_deleted(
     run_inner: RunInner, server: LocalServer, fleet: dict[str, str]
 ) -> None:

@@ -16,6 +16,9 @@ from pytest_daytona.run.coordination import OWNER_FILE, RunDir
 from pytest_daytona.tools import cleanup, cleanup_options
 from pytest_daytona.tools.cleanup import Criteria, format_age, parse_age, select
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 NOW = 1_800_000_000.0
 
 

@@ -51,6 +51,7 @@ def output(result: pytest.RunResult) -> str:
 # -- the probe ------------------------------------------------------------------------------
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["alone", "xdist"])
 def test_probe_makes_one_sandbox_reports_each_step_deletes_it_and_runs_no_test(
     pytester: pytest.Pytester, run_inner: RunInner, server: LocalServer, xdist: tuple[str, ...]

@@ -134,6 +134,7 @@ def test_code_run_uses_the_image_python(client: Daytona, python_image: str) -> N
     assert sb.process.exec("test -e /root/.pyenv").exit_code == 1
 
 
+@pytest.mark.quick
 def test_a_snapshot_from_an_image_and_a_sandbox_from_it(
     client: Daytona, test_images: RegistryImages
 ) -> None:

@@ -24,6 +24,9 @@ from tests.local.images.registry import (
     push_foreign_index,
 )
 
+#: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
+pytestmark = pytest.mark.quick
+
 
 def pull(store: ImageStore, ref: str) -> object:
     return asyncio.run(store.pull(ref))

@@ -108,6 +108,7 @@ def test_resize_follows_the_api_rules(client: Daytona, sandbox: Sandbox) -> None
         sandbox.resize(Resources(disk=5))
 
 
+@pytest.mark.quick
 def test_intervals_as_the_api_stores_them(client: Daytona, sandbox: Sandbox) -> None:
     sandbox.set_auto_archive_interval(0)
     sandbox.set_autostop_interval(0)

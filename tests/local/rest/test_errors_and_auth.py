@@ -110,6 +110,7 @@ def test_wrong_or_missing_token_gets_401_and_nothing_runs(
     assert sb.fs.list_files(".") == []  # the execute never ran
 
 
+@pytest.mark.quick
 def test_sdk_with_wrong_key_raises_authentication_error(server: LocalServer) -> None:
     daytona = Daytona(DaytonaConfig(api_key="not-the-token", api_url=server.api_url))
     try:

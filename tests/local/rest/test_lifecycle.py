@@ -70,6 +70,7 @@ def test_get_by_id_and_by_name(client: Daytona) -> None:
     assert client.get("by-name").id == sb.id
 
 
+@pytest.mark.quick
 def test_get_missing_raises_not_found(client: Daytona) -> None:
     with pytest.raises(DaytonaNotFoundError):
         client.get("no-such-sandbox")

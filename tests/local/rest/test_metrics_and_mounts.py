@@ -33,6 +33,7 @@ def test_metrics_history_holds_the_readings_taken(sandbox: Sandbox) -> None:
     assert len(sandbox.get_metrics()) >= 3  # stopped: the history stays, no new reading
 
 
+@pytest.mark.quick
 @pytest.mark.parametrize("mount_path", ["/home/daytona/shared", "/data/shared", "/mnt/shared"])
 def test_a_volume_is_one_directory_shared_by_the_sandboxes_mounting_it(
     server: LocalServer, client: Daytona, mount_path: str

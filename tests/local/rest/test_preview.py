@@ -220,6 +220,7 @@ def test_errors_answer_like_daytonas_proxy(
     assert _is_proxy_401(httpx.get(fresh.url, headers={TOKEN_HEADER: fresh.token}))
 
 
+@pytest.mark.quick
 def test_link_calls_validate_and_are_counted(
     server: LocalServer, client: Daytona, sandbox: Sandbox
 ) -> None:

@@ -132,6 +132,7 @@ def test_snapshot_activate_and_deactivate(slow_server: LocalServer, slow_client:
     )
 
 
+@pytest.mark.quick
 def test_volumes_create_get_list_delete(client: Daytona) -> None:
     vol = client.volume.get("data", create=True)
     assert (vol.name, vol.state) == ("data", VolumeState.READY)

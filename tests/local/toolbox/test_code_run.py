@@ -87,6 +87,7 @@ def test_code_run_refuses_bad_env_names_and_unknown_languages(
     assert body["message"] == "unsupported language: ruby"
 
 
+@pytest.mark.quick
 def test_artifact_lines_become_charts_and_leave_the_output(sandbox: Sandbox) -> None:
     chart = {
         "type": "line",

@@ -265,6 +265,7 @@ def test_search_files_matches_names_with_go_globs(iso_sandbox: Sandbox) -> None:
     assert fs.search_files("absent", "*").files == []
 
 
+@pytest.mark.quick
 def test_replace_in_files_per_file_results(iso_sandbox: Sandbox) -> None:
     fs = iso_sandbox.fs
     fs.upload_files([FileUpload(b"foo.bar foo", "r/a.txt"), FileUpload(b"no match", "r/b.txt")])

@@ -59,6 +59,7 @@ def origin(iso_sandbox: Sandbox) -> Origin:
     return Origin(f"{iso_sandbox.get_user_home_dir()}/origin.git", sha)
 
 
+@pytest.mark.quick
 def test_clone_by_path_and_url_then_status_and_branches(
     iso_sandbox: Sandbox, origin: Origin
 ) -> None:

@@ -109,6 +109,7 @@ def test_push_and_pull_with_credentials(iso_sandbox: Sandbox, remote: GitHttpSer
     assert secrets_in_home(iso_sandbox) == ""
 
 
+@pytest.mark.quick
 def test_dangerously_authenticate_stores_the_credential_where_git_does(
     iso_sandbox: Sandbox,
 ) -> None:

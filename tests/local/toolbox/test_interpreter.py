@@ -29,6 +29,7 @@ from daytona_toolbox_api_client import InterpreterContext
 from pytest_daytona.local import LocalServer
 
 
+@pytest.mark.quick
 def test_state_persists_in_the_default_context(iso_sandbox: Sandbox) -> None:
     interpreter = iso_sandbox.code_interpreter
     first = interpreter.run_code("import os\nanswer = 41\ndef bump(n):\n    return n + 1")

@@ -61,6 +61,7 @@ def test_exec_refuses_bad_env_names_and_empty_commands(iso_sandbox: Sandbox) -> 
         iso_sandbox.process.exec("   ")
 
 
+@pytest.mark.quick
 def test_commands_start_with_no_signal_ignored(iso_sandbox: Sandbox) -> None:
     """As under Daytona's daemon, a command starts with no signal ignored and SIGINT ends it
     with 130, however the server was started (a shell's background job ignores SIGINT and
@@ -78,6 +79,7 @@ def test_exec_in_a_missing_cwd_answers_minus_one(iso_sandbox: Sandbox) -> None:
     assert "no/such/dir" in result.result and "no such file or directory" in result.result
 
 
+@pytest.mark.quick
 def test_sandbox_runs_as_daytona_in_its_own_namespaces(
     server: LocalServer, sandbox: Sandbox
 ) -> None:

@@ -24,6 +24,7 @@ from daytona import (
 from pytest_daytona.local import LocalServer
 
 
+@pytest.mark.quick
 def test_a_session_runs_input_in_a_login_shell_and_reports_its_exit(
     iso_sandbox: Sandbox,
 ) -> None:

@@ -80,6 +80,7 @@ def test_commands_share_the_shell_cwd_and_env(iso_sandbox: Sandbox) -> None:
 MIXED = "echo out; echo err >&2; printf 'no newline'; (exit 7)"
 
 
+@pytest.mark.quick
 def test_stdout_stderr_apart_exit_codes_and_line_marks(iso_sandbox: Sandbox) -> None:
     iso_sandbox.process.create_session("s")
     result = run(iso_sandbox, "s", MIXED)

@@ -31,6 +31,7 @@ def test_work_dir_and_home(iso_server: LocalServer, iso_sandbox: Sandbox) -> Non
     assert iso_sandbox.process.exec("pwd").result.strip() == expected
 
 
+@pytest.mark.quick
 def test_isolation_mode_is_what_was_asked(iso_server: LocalServer, isolation: str) -> None:
     assert iso_server.isolated is (isolation == "bwrap")
     assert iso_server.stats()["isolation"] == isolation
