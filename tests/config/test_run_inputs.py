@@ -18,6 +18,7 @@ from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig
 from pytest_daytona import CommandError, DaytonaSandbox
 from pytest_daytona.local import LocalServer
 from pytest_daytona.local.sandboxes.runner import choose_bwrap
+from tests.local.conftest import ISOLATIONS
 
 EXECUTE = "POST /process/execute"
 #: Names of the old wrapper's temp files (it has none now) and of uploaded stdin files.
@@ -29,7 +30,7 @@ def _bwrap_usable() -> bool:
     return choose_bwrap("auto") is not None
 
 
-@pytest.fixture(scope="module", params=["bwrap", "none"])
+@pytest.fixture(scope="module", params=ISOLATIONS)
 def iso_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalServer]:
