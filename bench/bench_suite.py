@@ -43,9 +43,11 @@ def run_suite(workers: int, paths: list[str], extra: list[str]) -> tuple[float, 
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", str(workers),
          *extra, *paths],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
     )  # fmt: skip
     wall = time.monotonic() - start
+    if done.returncode:
+        print("\n".join(done.stdout.splitlines()[-15:]))
     busy1, _ = busy_ticks()
     return wall, (busy1 - busy0) / hz, done.returncode
 

@@ -43,10 +43,12 @@ def test_c(daytona_sandbox, daytona_session_sandbox):
 """
 
 
-def default_sigint() -> None:
-    """For a child: Ctrl-C as from a terminal. An xdist worker ignores SIGINT, and an ignored
-    signal stays ignored across exec, so the child would ignore it too."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def default_signals() -> None:
+    """For a child: the signals the tests send act as from a terminal. The suite may run with
+    some ignored (a shell's background job ignores SIGINT, ``nohup`` SIGHUP), and an ignored
+    signal stays ignored across exec; the plugin leaves an ignored signal alone."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 @dataclass
@@ -109,7 +111,7 @@ def start_inner(path: Path, server: LocalServer, args: Sequence[str]) -> Inner:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
-        preexec_fn=default_sigint,
+        preexec_fn=default_signals,
     )
     return Inner(process, path)
 

@@ -35,7 +35,7 @@ from pytest_daytona.handle.executor import (
     validate_env_keys,
 )
 from pytest_daytona.results import ExecResult
-from tests.inner import default_sigint
+from tests.inner import default_signals
 
 #: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
 pytestmark = pytest.mark.quick
@@ -108,7 +108,7 @@ class Box:
             timeout=60,
             check=False,
             start_new_session=True,  # like the toolbox: the command's own process group
-            preexec_fn=default_sigint,  # and SIGINT not ignored (the worker's is)
+            preexec_fn=default_signals,  # and SIGINT not ignored (as the agent starts them)
         )
         return result_from_output(
             command=command,
