@@ -56,6 +56,12 @@ def _labeller(pipe: str, mark: str) -> str:
     )
 
 
+#: Tries at opening the command's FIFO ends. An open that waits for the other end can fail
+#: when a signal comes (busybox sh: a SIGCHLD, about 1 in 1,500 commands; the labellers then
+#: wait for a writer forever and the command never ends), so the opens are retried.
+OPEN_TRIES = 100
+
+
 def wrapper(directory: str, run_async: bool) -> str:
     """Shell text that runs ``cmd.sh`` of `directory` in the session's own shell."""
     feed = "sleep 2147483647" if run_async else ":"
@@ -68,9 +74,14 @@ def wrapper(directory: str, run_async: bool) -> str:
         + "__pd_e=$!\n"
         f'{feed} > "$__pd_d/input.pipe" &\n'
         "__pd_h=$!\n"
-        '{ . "$__pd_d/cmd.sh"; } < "$__pd_d/input.pipe" > "$__pd_d/stdout.pipe" '
-        '2> "$__pd_d/stderr.pipe"\n'
+        "__pd_t=0\n"
+        'until command exec 7> "$__pd_d/stdout.pipe" 8> "$__pd_d/stderr.pipe" '
+        '9< "$__pd_d/input.pipe"; do\n'
+        f'  __pd_t=$((__pd_t + 1)); [ "$__pd_t" -lt {OPEN_TRIES} ] || break\n'
+        "done 2>/dev/null\n"
+        '{ . "$__pd_d/cmd.sh"; } <&9 >&7 2>&8 7>&- 8>&- 9<&-\n'
         "__pd_c=$?\n"
+        "exec 7>&- 8>&- 9<&-\n"
         'kill "$__pd_h" 2>/dev/null || :\n'
         'wait "$__pd_h" "$__pd_o" "$__pd_e" 2>/dev/null || :\n'
         'rm -f "$__pd_d/stdout.pipe" "$__pd_d/stderr.pipe" "$__pd_d/input.pipe"\n'

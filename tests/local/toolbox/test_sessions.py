@@ -11,9 +11,15 @@ marked log.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 
 import pytest
 from daytona import (
@@ -33,7 +39,8 @@ from daytona import (
 )
 
 from pytest_daytona.local import LocalServer
-from tests.local.conftest import processes_mentioning
+from pytest_daytona.local.agent.shellsession import wrapper
+from tests.local.conftest import processes_mentioning, require
 
 
 def run(sandbox: Sandbox, session: str, command: str, **kwargs: bool) -> SessionExecuteResponse:
@@ -281,3 +288,61 @@ def test_async_sdk_runs_async_commands_and_follows_logs(iso_server: LocalServer)
     out, err, code, entrypoint = asyncio.run(scenario())
     assert "".join(out) == "o1\no2\no3\n/tmp\n" and "".join(err) == "e1\ne2\ne3\n"
     assert code == 0 and entrypoint == "entrypoint"
+
+
+def _written(path: Path) -> bool:
+    """Whether `path` holds a whole line (``echo`` creates it first, then writes it)."""
+    try:
+        return path.read_text().endswith("\n")
+    except FileNotFoundError:
+        return False
+
+
+def _run_wrapped(shell: list[str], base: Path, count: int) -> list[int]:
+    """`count` commands through the session wrapper in one long-lived `shell`, as the agent
+    feeds them; each one's exit code, or -1 for one that never ended (bounded wait)."""
+    proc = subprocess.Popen(shell, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None
+    codes = []
+    try:
+        for number in range(count):
+            directory = base / str(number)
+            directory.mkdir(parents=True)
+            (directory / "output.log").write_bytes(b"")
+            (directory / "cmd.sh").write_text(f"export N={number}; exit_with() {{ return $1; }}; "
+                                               f"exit_with {number % 3}")  # fmt: skip
+            for name in ("stdout.pipe", "stderr.pipe", "input.pipe"):
+                os.mkfifo(directory / name)
+            proc.stdin.write(wrapper(str(directory), False).encode())
+            proc.stdin.flush()
+            done = directory / "exit_code"
+            deadline = time.monotonic() + 10
+            while not _written(done) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            if not _written(done):
+                codes.append(-1)
+                break
+            codes.append(int(done.read_text()))
+            proc.stdout.readline()
+    finally:
+        proc.kill()
+        proc.wait()
+    return codes
+
+
+def test_the_session_wrapper_never_waits_forever_under_busybox_sh(tmp_path: Path) -> None:
+    """busybox sh fails an open of a FIFO that a SIGCHLD interrupts; the wrapper's labellers
+    then waited for a writer forever (seen: a session command in a busybox image that never
+    ended). Three shells at once, as under load; before the retried opens each of three such
+    loops hung within its first 1,500 commands."""
+    busybox = shutil.which("busybox")
+    require(busybox is not None, "busybox is not installed (apt-get install busybox-static)")
+    assert busybox is not None
+    with ThreadPoolExecutor(3) as pool:
+        runs = list(
+            pool.map(
+                lambda n: _run_wrapped([busybox, "sh"], tmp_path / f"shell{n}", 1000), range(3)
+            )
+        )
+    for codes in runs:
+        assert codes == [n % 3 for n in range(1000)]
