@@ -30,7 +30,8 @@ WORKERS_PER_CPU = 2
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: `WORKERS_PER_CPU` workers per CPU this process may use."""
-    return WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return WORKERS_PER_CPU * (len(usable) if usable else os.cpu_count() or 1)
 
 
 @pytest.fixture
