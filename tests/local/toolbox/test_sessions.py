@@ -11,7 +11,6 @@ marked log.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import time
@@ -39,7 +38,7 @@ from daytona import (
 )
 
 from pytest_daytona.local import LocalServer
-from pytest_daytona.local.agent.shellsession import wrapper
+from pytest_daytona.local.agent.shellsession import Command, wrapper
 from tests.local.conftest import processes_mentioning, require
 
 
@@ -290,39 +289,27 @@ def test_async_sdk_runs_async_commands_and_follows_logs(iso_server: LocalServer)
     assert code == 0 and entrypoint == "entrypoint"
 
 
-def _written(path: Path) -> bool:
-    """Whether `path` holds a whole line (``echo`` creates it first, then writes it)."""
-    try:
-        return path.read_text().endswith("\n")
-    except FileNotFoundError:
-        return False
-
-
 def _run_wrapped(shell: list[str], base: Path, count: int) -> list[int]:
-    """`count` commands through the session wrapper in one long-lived `shell`, as the agent
-    feeds them; each one's exit code, or -1 for one that never ended (bounded wait)."""
+    """`count` commands through the session wrapper in one long-lived `shell`, prepared and
+    read back as the agent does (`Command`); each one's exit code, or -1 for one that never
+    ended (bounded wait)."""
     proc = subprocess.Popen(shell, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdin is not None and proc.stdout is not None
     codes = []
     try:
         for number in range(count):
-            directory = base / str(number)
-            directory.mkdir(parents=True)
-            (directory / "output.log").write_bytes(b"")
-            (directory / "cmd.sh").write_text(f"export N={number}; exit_with() {{ return $1; }}; "
-                                               f"exit_with {number % 3}")  # fmt: skip
-            for name in ("stdout.pipe", "stderr.pipe", "input.pipe"):
-                os.mkfifo(directory / name)
-            proc.stdin.write(wrapper(str(directory), False).encode())
+            script = f"export N={number}; exit_with() {{ return $1; }}; exit_with {number % 3}"
+            command = Command(str(base), str(number), script, echo_input=False)
+            command.prepare()
+            proc.stdin.write(wrapper(command.dir, False).encode())
             proc.stdin.flush()
-            done = directory / "exit_code"
             deadline = time.monotonic() + 10
-            while not _written(done) and time.monotonic() < deadline:
+            while command.finished() is None and time.monotonic() < deadline:
                 time.sleep(0.001)
-            if not _written(done):
-                codes.append(-1)
+            code = command.finished()
+            codes.append(-1 if code is None else code)
+            if code is None:
                 break
-            codes.append(int(done.read_text()))
             proc.stdout.readline()
     finally:
         proc.kill()
