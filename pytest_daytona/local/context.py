@@ -18,7 +18,9 @@ from .entrypoint import ensure_entrypoint
 from .errors import ApiError
 from .late import LateCompletions
 from .lifecycle import Lifecycle
-from .sandboxes.agent_client import Agent, AgentGone, Agents
+from .sandboxes.agent_client import Agent, AgentGone
+from .sandboxes.agents import Agents, Start
+from .sandboxes.confinement import DEFAULT_MAX_PROCESSES, Confinement, Limits, Network
 from .sandboxes.image_sandbox import ImageLaunch
 from .sandboxes.sandboxfs import SandboxPaths
 from .state.records import SandboxRecord
@@ -39,6 +41,7 @@ class LocalContext:
     token: str
     api_url: str = ""
     default_exec_timeout: float | None = None
+    max_processes: int = DEFAULT_MAX_PROCESSES
     late: LateCompletions = field(default_factory=LateCompletions)
     _paths: dict[str, SandboxPaths] = field(default_factory=dict)
     _launches: dict[str, ImageLaunch] = field(default_factory=dict)
@@ -83,13 +86,22 @@ class LocalContext:
         """The toolbox agent of a started sandbox (started now if it is not running)."""
         store = self.lifecycle.store
         return await self.agents.get(
-            record.id,
-            store.home_dir(record.id),
-            store.tmp_dir(record.id),
-            self.mounts(record),
-            self.files(record),
-            self.image_launch(record),
+            Start(
+                record.id,
+                store.home_dir(record.id),
+                store.tmp_dir(record.id),
+                self.mounts(record),
+                self.files(record),
+                self.image_launch(record),
+                self.confinement(record),
+            )
         )
+
+    def confinement(self, record: SandboxRecord) -> Confinement:
+        """The network and limits the sandbox starts with (from its settings)."""
+        network = Network.of(record.network_block_all, record.network_allow_list)
+        limits = Limits(record.cpu, record.memory, record.disk, self.max_processes)
+        return Confinement(network, limits)
 
     def follow_state(self, sandbox_id: str, state: str) -> None:
         """Start a sandbox's agent when it is started (the lifecycle's `halt` ends it)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -27,7 +28,9 @@ from .control import Control, ErrorStateRule, FaultRule, LatencyRule
 from .images import ImageStore
 from .images.options import ImageOptions
 from .lifecycle import Lifecycle
-from .sandboxes.agent_client import Agents
+from .sandboxes.agents import Agents
+from .sandboxes.cgroups import CgroupTree
+from .sandboxes.options import SandboxOptions
 from .sandboxes.overlay import overlay_works
 from .sandboxes.runner import IsolationMode, Runner, choose_bwrap
 from .state.store import Store
@@ -38,11 +41,13 @@ T = TypeVar("T")
 
 NO_ISOLATION_NOTICE = (
     "pytest-daytona local server: {why}, so sandbox commands run as plain local processes "
-    "with NO isolation from this machine{fix}. What differs: commands run as this machine's "
-    "user (not 'daytona') and see its whole file system, processes and /tmp (TMPDIR is the "
-    "sandbox's own); the work dir is a host directory (not /home/daytona); file-API paths "
-    "are confined to the sandbox's home and tmp; volumes are not mounted. Stop and delete "
-    "still end every process a sandbox started."
+    "with NO isolation from this machine{fix}. Do not run untrusted code this way: it can "
+    "read and change everything this machine's user can, secrets included, and reach any "
+    "network. What differs: commands run as this machine's user (not 'daytona') and see "
+    "its whole file system, processes and /tmp (TMPDIR is the sandbox's own); the work dir "
+    "is a host directory (not /home/daytona); file-API paths are confined to the sandbox's "
+    "home and tmp; volumes are not mounted; network_block_all and network_allow_list are "
+    "not enforced. Stop and delete still end every process a sandbox started."
 )
 
 
@@ -74,6 +79,8 @@ class LocalServer:
         default_registry: str | None = None,
         insecure_registries: Sequence[str] | None = None,
         default_image: str | None = None,
+        share_host_paths: Sequence[str] | None = None,
+        max_processes: int | None = None,
     ) -> None:
         self._ephemeral = data_dir is None
         self.data_dir = (
@@ -88,6 +95,7 @@ class LocalServer:
         self.reaper_tick = reaper_tick
         self.default_exec_timeout = default_exec_timeout
         self.images = ImageOptions.resolve(default_registry, insecure_registries, default_image)
+        self.sandbox_options = SandboxOptions.resolve(share_host_paths, max_processes)
         self.api_url = ""
         self._ctx: LocalContext | None = None
         self._runner: web.AppRunner | None = None
@@ -130,7 +138,12 @@ class LocalServer:
                 why, fix = "bubblewrap (bwrap) is not available", " (install bubblewrap to isolate)"
             log.warning(NO_ISOLATION_NOTICE.format(why=why, fix=fix))
         store = Store(self.data_dir)
-        runner = Runner(bwrap, hidden=(self.data_dir.resolve(),), etc=self.data_dir / ".etc")
+        runner = Runner(
+            bwrap,
+            hidden=(self.data_dir.resolve(),),
+            etc=self.data_dir / ".etc",
+            shared=self.sandbox_options.shared,
+        )
         runner.images_supported = bwrap is not None and overlay_works(bwrap)
         log.info(self.images.notice(runner.images_supported))
         image_store = ImageStore(
@@ -163,10 +176,11 @@ class LocalServer:
                 builder=builder,
                 default_image=self.images.default_image,
             ),
-            agents=Agents(runner),
+            agents=Agents(runner, CgroupTree.make(f"pytest-daytona-{os.getpid()}")),
             control=Control(),
             token=self.token,
             default_exec_timeout=self.default_exec_timeout,
+            max_processes=self.sandbox_options.max_processes,
         )
         app, sio = build_app(ctx)
         sio_holder.append(sio)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import os
+import resource
 import signal
 import socket
 import sys
@@ -17,7 +19,7 @@ import threading
 import traceback
 from typing import Any
 
-from . import procs, wire
+from . import ports, procs, wire
 from .ops import OPS, OpError, Request, Result
 
 #: Modules of this package that hold no operations; every other module registers some.
@@ -96,8 +98,36 @@ def _no_signal_ignored() -> None:
                 signal.signal(sig, signal.SIG_DFL)
 
 
-def main(fd: int) -> None:
-    """Serve on inherited socket `fd`, then end every process of the sandbox."""
+def _limit(rlimits: dict[str, int]) -> None:
+    """Lower this process's limits (the sandbox's commands inherit them). Set here, inside
+    the sandbox's user namespace, the process limit counts this sandbox's processes only."""
+    for name, value in rlimits.items():
+        which = getattr(resource, name)
+        _, hard = resource.getrlimit(which)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(which, (value, value))
+
+
+def _become(uid: int) -> None:
+    """Become the sandbox user (started as root of the sandbox's user namespace, which is
+    this machine's root: the host's files keep their owners); every capability goes."""
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def main(fd: int, channel: int = -1, settings: str = "{}") -> None:
+    """Serve on inherited socket `fd`, hand connections over on socket `channel`, keep to
+    `settings` (JSON: ``rlimits``, resource name to limit; ``user``, the uid to become),
+    then end every process of the sandbox."""
+    given = json.loads(settings)
+    if "user" in given:
+        _become(int(given["user"]))
+    _limit(given.get("rlimits") or {})
+    if channel >= 0:
+        ports.channel = socket.socket(fileno=channel)
     procs.become_reaper()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     _no_signal_ignored()

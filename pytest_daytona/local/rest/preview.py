@@ -9,6 +9,7 @@ a sandbox's processes listen (sandboxes share the host's network).
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import secrets
@@ -212,8 +213,12 @@ async def serve(request: web.Request, target: str, port: int, mount: str) -> web
         parts = query_string.split("&")
         query_string = "&".join(p for p in parts if p.partition("=")[0] != TOKEN_QUERY)
     upstream_path = path[len(mount) :] or "/"
+    dial = None
+    if ctx.confinement(record).network.own:
+        agent = await ctx.agent(record)
+        dial = functools.partial(agent.connect_port, port)
     return await previews.upstream.forward(
-        request, port, upstream_path, query_string, headers, mount
+        request, port, upstream_path, query_string, headers, mount, dial
     )
 
 

@@ -12,6 +12,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from ..state.records import iso_now
+from .preview_dial import Dial, DialConnector
 
 UPSTREAM_HOST = "127.0.0.1"
 CONNECT_TIMEOUT = 10.0
@@ -76,11 +77,7 @@ class Upstream:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
-                cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
-            )
+            self._session = _session()
         return self._session
 
     async def close(self) -> None:
@@ -97,8 +94,29 @@ class Upstream:
         query_string: str,
         headers: CIMultiDict[str],
         mount: str,
+        dial: Dial | None = None,
     ) -> web.StreamResponse:
-        """Send `request` to ``127.0.0.1:port`` + `path`, stream the answer back."""
+        """Send `request` to ``127.0.0.1:port`` + `path`, stream the answer back; through
+        the connections `dial` makes when given (a sandbox with a network of its own)."""
+        if dial is not None:
+            async with _session(DialConnector(dial)) as session:
+                return await self._forward(
+                    session, request, port, path, query_string, headers, mount
+                )
+        return await self._forward(
+            self._client(), request, port, path, query_string, headers, mount
+        )
+
+    async def _forward(
+        self,
+        session: aiohttp.ClientSession,
+        request: web.Request,
+        port: int,
+        path: str,
+        query_string: str,
+        headers: CIMultiDict[str],
+        mount: str,
+    ) -> web.StreamResponse:
         url = URL.build(
             scheme="http",
             host=UPSTREAM_HOST,
@@ -109,9 +127,9 @@ class Upstream:
         )
         out = _forwarded(request, headers, port)
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._websocket(request, url, out)
+            return await self._websocket(session, request, url, out)
         try:
-            upstream = await self._client().request(
+            upstream = await session.request(
                 request.method,
                 url,
                 headers=out,
@@ -141,13 +159,17 @@ class Upstream:
             return response
 
     async def _websocket(
-        self, request: web.Request, url: URL, headers: CIMultiDict[str]
+        self,
+        session: aiohttp.ClientSession,
+        request: web.Request,
+        url: URL,
+        headers: CIMultiDict[str],
     ) -> web.StreamResponse:
         asked = request.headers.get("Sec-WebSocket-Protocol", "")
         protocols = [p.strip() for p in asked.split(",") if p.strip()]
         clean = CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _WS_HANDSHAKE)
         try:
-            upstream = await self._client().ws_connect(url, headers=clean, protocols=protocols)
+            upstream = await session.ws_connect(url, headers=clean, protocols=protocols)
         except aiohttp.WSServerHandshakeError as exc:
             return web.Response(status=exc.status)
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError):
@@ -159,6 +181,15 @@ class Upstream:
             await client.prepare(request)
             await asyncio.gather(_pump(client, upstream), _pump(upstream, client))
             return client
+
+
+def _session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=False,
+    )
 
 
 async def _pump(source: _WebSocket, sink: _WebSocket) -> None:

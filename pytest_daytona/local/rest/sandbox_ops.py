@@ -11,6 +11,7 @@ from pydantic import Field
 from ..builds.logs import stream_log
 from ..context import LOCAL, parse_body
 from ..errors import ApiError
+from ..sandboxes.confinement import Network
 from ..state.records import SandboxRecord, _Camel, iso_now
 
 SANDBOX = "/sandbox/{sandboxIdOrName}"
@@ -121,10 +122,13 @@ def _check_domains(value: str) -> None:
 
 
 async def update_network_settings(request: web.Request) -> web.Response:
-    """``POST /sandbox/{sandboxIdOrName}/network-settings``: recorded, as the API stores them
-    (the local server does not filter traffic)."""
+    """``POST /sandbox/{sandboxIdOrName}/network-settings``: stored, and enforced from the
+    sandbox's next start on. A started sandbox keeps the network namespace it started in, so
+    a change of its network is refused while it runs (stop it, update, start it)."""
     body = await parse_body(request, NetworkBody)
     record = _sandbox(request)
+    running = request.app[LOCAL].agents.running(record.id)
+    before = (record.network_block_all, record.network_allow_list)
     if body.domain_allow_list is not None:
         if body.domain_allow_list.strip():
             _check_domains(body.domain_allow_list)
@@ -144,6 +148,16 @@ async def update_network_settings(request: web.Request) -> web.Response:
             record.network_allow_list = None
     elif body.network_block_all is False:
         record.network_allow_list = None
+    new = Network.of(record.network_block_all, record.network_allow_list)
+    if running is not None and new != running.network:
+        record.network_block_all, record.network_allow_list = before
+        raise ApiError(
+            409,
+            f"sandbox {record.id} is started with {running.network.describe}; the local "
+            f"backend cannot switch a running sandbox to {new.describe}: stop the sandbox, "
+            "update its network settings, then start it (its processes end on stop)",
+            code="CONFLICT",
+        )
     return _save(request, record)
 
 

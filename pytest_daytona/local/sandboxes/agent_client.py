@@ -17,39 +17,20 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..agent import wire
-from ..agent.procs import PR_SET_PDEATHSIG, prctl
 from ..errors import ApiError, daemon_error
-from .agent_runtime import agent_runtime
-from .image_sandbox import ImageLaunch
-from .runner import Runner
+from .cgroups import Cgroup
+from .confinement import Network
+from .egress import Egress
 
-log = logging.getLogger(__name__)
-
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
-#: Where the package is bound read-only inside an isolated sandbox: wherever it is installed
-#: (a venv under /tmp or /home, which the sandbox does not see), the agent finds it here.
-_AGENT_ROOT = "/.daytona-agent"
-#: The interpreter itself, not a venv's link to it (the agent needs the standard library only).
-_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from pytest_daytona.local.agent.main import main; main(int(sys.argv[2]))"
-)
 #: Seconds an agent may take to answer its first call before the sandbox counts as broken.
 START_TIMEOUT = 30.0
 
-
-def _die_with_server() -> None:
-    # bubblewrap's --die-with-parent covers what runs inside; this covers bwrap itself (and a
-    # plain agent) when the server dies without stopping its sandboxes.
-    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+log = logging.getLogger(__name__)
 
 
 class AgentGone(ApiError):
@@ -77,12 +58,22 @@ class Agent:
         sock: socket.socket,
         *,
         isolated: bool,
-        info: int | None = None,
+        init: int | None = None,
+        channel: socket.socket | None = None,
+        cgroup: Cgroup | None = None,
     ) -> None:
         self.sandbox_id = sandbox_id
         self.proc = proc
         self._isolated = isolated
-        self._info = info
+        self._init = init
+        self._channel = channel
+        self._channel_lock = asyncio.Lock()
+        self.cgroup = cgroup
+        #: The user-mode network of a sandbox with an allow list.
+        self.egress: Egress | None = None
+        #: The network the sandbox started with; with one of its own, the server reaches its
+        #: ports through :meth:`connect_port`.
+        self.network = Network()
         self._sock = sock
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Queue[tuple[dict[str, Any], bytes] | None]] = {}
@@ -159,10 +150,21 @@ class Agent:
             last = reply
         return last
 
+    async def connect_port(self, port: int) -> socket.socket:
+        """A connection to ``127.0.0.1:port`` inside the sandbox, made by the agent there."""
+        if self._channel is None:
+            raise AgentGone(self.sandbox_id)
+        async with self._channel_lock:
+            await self.call("port.connect", {"port": port})
+            _, fds, _, _ = await asyncio.to_thread(socket.recv_fds, self._channel, 1, 1)
+        if not fds:
+            raise AgentGone(self.sandbox_id)
+        return socket.socket(fileno=fds[0])
+
     async def close(self) -> None:
         """End the agent and every process of the sandbox; return once they are all gone."""
         self._closing = True
-        init = await asyncio.to_thread(self._namespace_init)
+        init, self._init = self._init, None
         try:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 # bubblewrap's own process: its death takes the whole PID namespace with it.
@@ -187,143 +189,29 @@ class Agent:
         finally:
             if init is not None:
                 os.close(init)
+            if self.egress is not None:
+                await self.egress.close()
+            if self._channel is not None:
+                self._channel.close()
+            if self.cgroup is not None:
+                await asyncio.to_thread(self.cgroup.remove)
         if self._reader_task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
 
-    def _namespace_init(self) -> int | None:
-        """A pidfd of the PID namespace's first process, read from bubblewrap's --info-fd."""
-        if self._info is None:
-            return None
-        fd, self._info = self._info, None
-        data = b""
-        try:
-            while select.select([fd], [], [], 5)[0] and (chunk := os.read(fd, 4096)):
-                data += chunk
-                with contextlib.suppress(ValueError):
-                    return os.pidfd_open(int(json.loads(data)["child-pid"]))
-        except (OSError, KeyError, TypeError):
-            pass
-        finally:
-            os.close(fd)
-        return None
 
-
-class Agents:
-    """The agents of all started sandboxes of one server."""
-
-    def __init__(self, runner: Runner) -> None:
-        self.runner = runner
-        self._agents: dict[str, Agent] = {}
-        self._starting: dict[str, asyncio.Future[Agent]] = {}
-
-    @property
-    def isolated(self) -> bool:
-        """Whether sandboxes run under bubblewrap."""
-        return self.runner.isolated
-
-    async def get(
-        self,
-        sandbox_id: str,
-        home: Path,
-        tmp: Path,
-        mounts: list[tuple[Path, str]],
-        files: list[tuple[Path, str]] | None = None,
-        image: ImageLaunch | None = None,
-    ) -> Agent:
-        """The sandbox's agent, started if it is not running (in `image` when given)."""
-        agent = self._agents.get(sandbox_id)
-        if agent is not None and agent.alive:
-            return agent
-        pending = self._starting.get(sandbox_id)
-        if pending is None:
-            pending = asyncio.ensure_future(
-                self._start(sandbox_id, home, tmp, mounts, files, image)
-            )
-            self._starting[sandbox_id] = pending
-            pending.add_done_callback(lambda _: self._starting.pop(sandbox_id, None))
-        return await asyncio.shield(pending)
-
-    async def _start(
-        self,
-        sandbox_id: str,
-        home: Path,
-        tmp: Path,
-        mounts: list[tuple[Path, str]],
-        files: list[tuple[Path, str]] | None,
-        image: ImageLaunch | None = None,
-    ) -> Agent:
-        if image is not None and not self.runner.images_supported:
-            raise ApiError(
-                400,
-                f"sandbox {sandbox_id}: image {image.image.name} cannot run here: images need "
-                "bubblewrap (apt-get install bubblewrap) and overlayfs in a user namespace "
-                "(Linux 5.11 or newer)",
-            )
-        ours, theirs = socket.socketpair()
-        info_read, info_write = os.pipe() if self.runner.isolated else (None, None)
-        passed = [fd for fd in (theirs.fileno(), info_write) if fd is not None]
-        try:
-            isolated = self.runner.isolated
-            root = _AGENT_ROOT if isolated else _PACKAGE_ROOT
-            package = (Path(_PACKAGE_ROOT) / "pytest_daytona", f"{_AGENT_ROOT}/pytest_daytona")
-            boot = ["-I", "-S", "-c", _BOOT, root, str(theirs.fileno())]
-            if image is not None and self.runner.bwrap is not None:
-                argv = image.argv(
-                    self.runner.bwrap,
-                    [*agent_runtime().python, *boot],
-                    binds=mounts,
-                    ro_files=[*(files or []), package],
-                    info_fd=info_write,
-                )
-            else:
-                argv = self.runner.launch_argv(
-                    [_PYTHON, *boot],
-                    home=home,
-                    tmp=tmp,
-                    mounts=mounts,
-                    files=[*(files or []), package],
-                    keep=(os.path.dirname(_PYTHON),),
-                    info_fd=info_write,
-                )
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                pass_fds=passed,
-                cwd=None if self.runner.isolated else home,
-                env=None if self.runner.isolated else self.runner.environment(home, tmp),
-                start_new_session=True,
-                preexec_fn=_die_with_server,
-            )
-        except (ValueError, OSError) as exc:
-            ours.close()
-            if info_read is not None:
-                os.close(info_read)
-            if isinstance(exc, ValueError):
-                raise ApiError(400, f"sandbox {sandbox_id}: {exc}") from None
-            raise ApiError(500, f"sandbox {sandbox_id}: agent did not start: {exc}") from None
-        finally:
-            theirs.close()
-            if info_write is not None:
-                os.close(info_write)
-        agent = Agent(sandbox_id, proc, ours, isolated=self.runner.isolated, info=info_read)
-        await agent.connect()
-        old = self._agents.pop(sandbox_id, None)
-        if old is not None:
-            await old.close()
-        self._agents[sandbox_id] = agent
-        return agent
-
-    async def stop(self, sandbox_id: str) -> None:
-        """End the sandbox's agent and all its processes (no-op when none runs)."""
-        pending = self._starting.get(sandbox_id)
-        if pending is not None:
-            with contextlib.suppress(Exception):
-                await pending
-        agent = self._agents.pop(sandbox_id, None)
-        if agent is not None:
-            await agent.close()
-
-    async def close(self) -> None:
-        """End every agent."""
-        await asyncio.gather(*(self.stop(sid) for sid in list(self._agents)))
+def namespace_init(fd: int) -> tuple[int, int] | None:
+    """The host PID and a pidfd of the PID namespace's first process, read from bubblewrap's
+    --info-fd `fd` (closed here)."""
+    data = b""
+    try:
+        while select.select([fd], [], [], START_TIMEOUT)[0] and (chunk := os.read(fd, 4096)):
+            data += chunk
+            with contextlib.suppress(ValueError):
+                pid = int(json.loads(data)["child-pid"])
+                return pid, os.pidfd_open(pid)
+    except (OSError, KeyError, TypeError):
+        pass
+    finally:
+        os.close(fd)
+    return None

@@ -54,10 +54,12 @@ class ImageLaunch:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         agent: bool = True,
+        own_network: bool = False,
     ) -> list[str]:
         """`command` in the image: the overlay of its layers as ``/``, the image's user, own
         user, PID and mount namespaces, the agent runtime and `ro_files` bound read-only,
-        `binds` (volumes) read-write; this machine's network."""
+        `binds` (volumes) read-write; this machine's network, or with `own_network` a
+        network namespace of its own."""
         inner = [bwrap, "--bind", str(self.dirs.merged), "/", "--dev", "/dev", "--proc", "/proc"]
         for runtime_file, target in agent_runtime().binds if agent else ():
             inner += ["--ro-bind", runtime_file, target]
@@ -76,6 +78,8 @@ class ImageLaunch:
         inner += ["--unshare-user", "--uid", str(self.identity.uid)]
         inner += ["--gid", str(self.identity.gid)]
         inner += ["--unshare-pid", "--die-with-parent", "--clearenv"]
+        if own_network:
+            inner += ["--unshare-net"]
         if info_fd is not None:
             inner += ["--info-fd", str(info_fd)]
         for key, value in (env or self.environment()).items():
