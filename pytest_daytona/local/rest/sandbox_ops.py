@@ -127,7 +127,7 @@ async def update_network_settings(request: web.Request) -> web.Response:
     a change of its network is refused while it runs (stop it, update, start it)."""
     body = await parse_body(request, NetworkBody)
     record = _sandbox(request)
-    running = request.app[LOCAL].agents.running(record.id)
+    running = await request.app[LOCAL].agents.current(record.id)
     before = (record.network_block_all, record.network_allow_list)
     if body.domain_allow_list is not None:
         if body.domain_allow_list.strip():

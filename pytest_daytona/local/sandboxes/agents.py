@@ -84,6 +84,14 @@ class Agents:
         agent = self._agents.get(sandbox_id)
         return agent if agent is not None and agent.alive else None
 
+    async def current(self, sandbox_id: str) -> Agent | None:
+        """The sandbox's agent once a start in flight has ended; None when none runs."""
+        pending = self._starting.get(sandbox_id)
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(pending)
+        return self.running(sandbox_id)
+
     async def get(self, start: Start) -> Agent:
         """The sandbox's agent, started as `start` says if it is not running."""
         agent = self.running(start.sandbox_id)
@@ -116,6 +124,8 @@ class Agents:
                 info_fd=info,
                 own_network=network.own,
             )
+        if not self.runner.isolated:
+            return [_PYTHON, *boot]
         self.runner.own(start.home, *(source for source, _ in start.mounts))
         runtime = agent_runtime()
         return self.runner.launch_argv(
@@ -242,6 +252,7 @@ class Agents:
 
     async def close(self) -> None:
         """End every agent."""
-        await asyncio.gather(*(self.stop(sid) for sid in list(self._agents)))
+        sandboxes = {*self._agents, *self._starting}  # a start in flight ends here too
+        await asyncio.gather(*(self.stop(sid) for sid in sandboxes))
         if self.cgroups is not None:
             self.cgroups.remove()

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 #: Host top-level directories that hold programs, their libraries and their data.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/sys")
-#: Empty directories a Linux userland expects (``/var/tmp`` is writable: the sandbox's own).
+#: Empty directories a Linux userland expects (read-only, as the rest of the root; only
+#: ``/var/tmp`` is writable, the sandbox's own).
 EMPTY_DIRS = ("/mnt", "/media", "/srv", "/opt", "/run", "/var", "/var/lib", "/var/cache")
 #: Files of ``/etc`` that are secrets on any host, whatever their mode says.
 _SECRET_NAMES = frozenset(
@@ -42,7 +43,7 @@ def is_secret(path: str, mode: int) -> bool:
     secret (``shadow``, SSH host keys, machine credentials) or anything the host keeps from
     other users (not readable, or for a directory not searchable, by others)."""
     name = os.path.basename(path)
-    if name in _SECRET_NAMES or (name.startswith("ssh_host_") and "_key" in name):
+    if name in _SECRET_NAMES or (name.startswith("ssh_host_") and name.endswith("_key")):
         return True
     if stat.S_ISLNK(mode):
         return False
@@ -97,10 +98,9 @@ def _holds_secret(directory: str) -> bool:
     return False
 
 
-def system_view(shared: Sequence[str] = ()) -> list[str]:
+def system_view() -> list[str]:
     """bubblewrap arguments for the host part of a sandbox's root: the system directories,
-    empty standard directories, ``/etc`` without secrets, and `shared` host paths bound
-    read-only at the same path."""
+    empty standard directories and ``/etc`` without secrets."""
     view: list[str] = []
     for path in SYSTEM_DIRS:
         if os.path.islink(path):
@@ -109,10 +109,8 @@ def system_view(shared: Sequence[str] = ()) -> list[str]:
             view += ["--ro-bind", path, path]
     for path in EMPTY_DIRS:
         view += ["--dir", path]
-    view += ["--dir", "/var/tmp", "--symlink", "/run", "/var/run"]
+    view += ["--perms", "1777", "--tmpfs", "/var/tmp", "--symlink", "/run", "/var/run"]
     view += etc_view()
-    for path in shared:
-        view += ["--ro-bind", path, path]
     return view
 
 

@@ -191,18 +191,22 @@ class Runner:
         else:
             wrapped = [self.bwrap, "--userns", str(userns), "--uid", "0", "--gid", "0"]
             wrapped += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        wrapped += ["--tmpfs", "/", *system_view(self.shared)]
+        wrapped += ["--tmpfs", "/", *system_view()]
         wrapped += ["--dev", "/dev", "--proc", "/proc"]
-        for hidden in self._hidden:
-            if any(str(hidden).startswith(path.rstrip("/") + "/") for path in self.shared):
-                wrapped += ["--tmpfs", str(hidden)]
         wrapped += ["--perms", "0755", "--dir", "/home", "--perms", "0700", "--dir", "/root"]
-        targets = [target for _, target in (*keep, *(files or ()))]
+        targets = [target for _, target in (*keep, *(files or ()), *(mounts or ()))]
         for directory in _parents(targets):
             wrapped += ["--perms", "0755", "--dir", directory]
         for runtime, target in keep:
             wrapped += ["--ro-bind", runtime, target]
         wrapped += ["--bind", str(home), SANDBOX_HOME, "--bind", str(tmp), "/tmp"]
+        for directory in _parents(list(self.shared)):
+            wrapped += ["--perms", "0755", "--dir", directory]
+        for path in self.shared:  # after /tmp and the home: a shared path may be under them
+            wrapped += ["--ro-bind", path, path]
+        for hidden in self._hidden:
+            if any(_under(str(hidden), (path,)) for path in self.shared):
+                wrapped += ["--tmpfs", str(hidden)]
         if self._identity is not None:
             passwd, group = self._identity
             wrapped += ["--ro-bind", str(passwd), "/etc/passwd"]
@@ -212,6 +216,7 @@ class Runner:
             wrapped += ["--bind", str(source), target]
         for source, target in files or ():
             wrapped += ["--ro-bind", str(source), target]
+        wrapped += ["--remount-ro", "/"]  # only its home, /tmp and volumes take writes
         wrapped += ["--unshare-pid", "--die-with-parent", "--clearenv"]
         if own_network:
             wrapped += ["--unshare-net"]

@@ -78,6 +78,7 @@ def test_public_is_recorded(client: Daytona, sandbox: Sandbox) -> None:
 def test_activity_and_network_are_recorded(client: Daytona, sandbox: Sandbox) -> None:
     before = client.get(sandbox.id).last_activity_at
     sandbox.refresh_activity()
+    sandbox.stop()  # a started sandbox keeps the network it started with (see test_network)
     sandbox.update_network_settings(network_allow_list="10.0.0.0/8,192.168.1.0/24")
     fresh = client.get(sandbox.id)
     assert (fresh.last_activity_at or "") >= (before or "")
