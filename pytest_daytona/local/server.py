@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 import shutil
 import signal
@@ -176,7 +175,7 @@ class LocalServer:
                 builder=builder,
                 default_image=self.images.default_image,
             ),
-            agents=Agents(runner, CgroupTree.make(f"pytest-daytona-{os.getpid()}")),
+            agents=Agents(runner, CgroupTree.make()),
             control=Control(),
             token=self.token,
             default_exec_timeout=self.default_exec_timeout,

@@ -48,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
         help="registry host[:port] reached over plain HTTP (loopback ones always are); repeat",
     )
     serve.add_argument(
+        "--share",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="host path every sandbox sees read-only at the same path (nothing else of the "
+        "host beyond its system directories); repeat",
+    )
+    serve.add_argument(
+        "--max-processes",
+        type=int,
+        default=None,
+        help="processes one sandbox may have at once (default 4096)",
+    )
+    serve.add_argument(
         "--default-image",
         default=None,
         help="image of sandboxes created with neither image nor snapshot "
@@ -58,20 +72,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pytest-daytona`` command."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     from ..local import LocalServer, serve_forever
 
-    server = LocalServer(
-        args.data_dir,
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        transition_delay=args.transition_delay,
-        isolation=args.isolation,
-        default_registry=args.default_registry,
-        insecure_registries=args.insecure_registry,
-        default_image=args.default_image,
-    )
+    try:
+        server = LocalServer(
+            args.data_dir,
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            transition_delay=args.transition_delay,
+            isolation=args.isolation,
+            default_registry=args.default_registry,
+            insecure_registries=args.insecure_registry,
+            default_image=args.default_image,
+            share_host_paths=args.share,
+            max_processes=args.max_processes,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     serve_forever(server)
     return 0

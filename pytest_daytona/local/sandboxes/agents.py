@@ -176,15 +176,11 @@ class Agents:
                 settings["user"] = 1000
             boot += [str(theirs.fileno()), str(their_channel.fileno()), json.dumps(settings)]
             argv = self._argv(start, boot, userns, info_write)
-            passed = [
-                theirs.fileno(),
-                their_channel.fileno(),
-                *([] if userns is None else [userns]),
-            ]
+            extra = [fd for fd in (userns, info_write) if fd is not None]
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                pass_fds=[*passed, *([] if info_write is None else [info_write])],
+                pass_fds=[theirs.fileno(), their_channel.fileno(), *extra],
                 cwd="/" if isolated else start.home,
                 env=None if isolated else self.runner.environment(start.home, start.tmp),
                 start_new_session=True,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,14 +48,21 @@ class Cgroup:
             (directory / "cgroup.procs").write_text("0")
 
     def remove(self) -> None:
-        """Remove the groups (their processes are gone by now; a left one is killed)."""
+        """Remove the groups (their processes are gone by now; a left one is killed). A
+        group empties a moment after its last process was killed: tried for a second."""
         for directory in self.dirs:
-            with contextlib.suppress(OSError):
-                for pid in (directory / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(OSError):
-                        os.kill(int(pid), 9)
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+            for _ in range(50):
+                with contextlib.suppress(OSError):
+                    for pid in (directory / "cgroup.procs").read_text().split():
+                        with contextlib.suppress(OSError):
+                            os.kill(int(pid), signal.SIGKILL)
+                try:
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
 
 
 class CgroupTree:
@@ -64,19 +73,24 @@ class CgroupTree:
         self.v2 = v2
 
     @classmethod
-    def make(cls, name: str) -> CgroupTree | None:
-        """The server's group `name` under its own, or None where it may not make one."""
+    def make(cls, prefix: str = "pytest-daytona-") -> CgroupTree | None:
+        """This server's group (`prefix` and its PID) under its own, or None where it may
+        not make one. Empty groups a server left (it was killed) are removed first."""
         own = _own_paths()
+        name = f"{prefix}{os.getpid()}"
         try:
             if (_ROOT / "cgroup.controllers").exists():
                 parent = _ROOT / own.get("", "/").lstrip("/")
+                _remove_stale(parent, prefix)
                 base = parent / name
                 base.mkdir(exist_ok=True)
                 (base / "cgroup.subtree_control").write_text("+pids +memory +cpu")
                 return cls((base,), v2=True)
             bases = []
             for controller in _V1:
-                base = _ROOT / controller / own.get(controller, "/").lstrip("/") / name
+                parent = _ROOT / controller / own.get(controller, "/").lstrip("/")
+                _remove_stale(parent, prefix)
+                base = parent / name
                 base.mkdir(exist_ok=True)
                 bases.append(base)
             return cls(tuple(bases), v2=False)
@@ -111,7 +125,21 @@ class CgroupTree:
         return Cgroup(dirs)
 
     def remove(self) -> None:
-        """Remove the server's group (on server stop; its sandboxes' groups are gone)."""
+        """Remove the server's group and any sandbox group left in it (on server stop)."""
         for base in self.bases:
             with contextlib.suppress(OSError):
+                Cgroup(tuple(g for g in base.iterdir() if g.is_dir())).remove()
+            with contextlib.suppress(OSError):
                 base.rmdir()
+
+
+def _remove_stale(parent: Path, prefix: str) -> None:
+    """Remove the groups of servers that are gone (their sandboxes' groups first)."""
+    for base in parent.glob(f"{prefix}*"):
+        pid = base.name[len(prefix) :]
+        if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        with contextlib.suppress(OSError):
+            Cgroup(tuple(g for g in base.iterdir() if g.is_dir())).remove()
+        with contextlib.suppress(OSError):
+            base.rmdir()

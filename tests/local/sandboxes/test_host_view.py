@@ -13,6 +13,7 @@ from daytona import Daytona, DaytonaConfig, Sandbox
 
 from pytest_daytona.local import LocalServer
 from pytest_daytona.local.sandboxes.hostview import etc_view, is_secret
+from pytest_daytona.tools.cli import main
 from tests.local.conftest import close_client, require_bwrap
 
 CHECKOUT = Path(__file__).resolve().parents[3]
@@ -125,3 +126,12 @@ def test_is_secret_reads_the_mode() -> None:
     assert is_secret("/etc/dir", stat.S_IFDIR | 0o750)
     assert not is_secret("/etc/hosts", stat.S_IFREG | 0o644)
     assert is_secret("/etc/shadow", stat.S_IFREG | 0o644)
+
+
+def test_serve_refuses_a_shared_path_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--data-dir", str(tmp_path / "d"), "--share", str(tmp_path / "nope")])
+    assert exited.value.code == 2
+    assert f"share_host_paths: {tmp_path / 'nope'} does not exist" in capsys.readouterr().err

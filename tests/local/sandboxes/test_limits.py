@@ -118,6 +118,11 @@ def test_a_control_group_holds_the_cpu_and_memory_where_the_server_may_make_one(
     ]
     assert read == expected
     assert sandbox.id in mine["pids" if "pids" in mine else ""]
+    groups = [Path(f"/sys/fs/cgroup/{c}{mine[c]}") for c in ("pids", "memory", "cpu") if c in mine]
+    groups = groups or [Path(f"/sys/fs/cgroup{mine['']}")]
+    assert all(g.is_dir() for g in groups)
+    sandbox.stop()
+    assert [g for g in groups if g.exists()] == []  # removed with the sandbox's processes
 
 
 def test_a_process_limit_below_what_a_sandbox_needs_is_refused(tmp_path: Path) -> None:
