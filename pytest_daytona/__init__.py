@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .handle.sandbox import DaytonaSandbox
     from .results import ExecResult
 
+#: The one place the version is written: pyproject.toml reads it from here (`dynamic`).
 __version__ = "0.1.0"
 
 __all__ = [
