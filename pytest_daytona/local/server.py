@@ -45,8 +45,9 @@ NO_ISOLATION_NOTICE = (
     "network. What differs: commands run as this machine's user (not 'daytona') and see "
     "its whole file system, processes and /tmp (TMPDIR is the sandbox's own); the work dir "
     "is a host directory (not /home/daytona); file-API paths are confined to the sandbox's "
-    "home and tmp; volumes are not mounted; network_block_all and network_allow_list are "
-    "not enforced. Stop and delete still end every process a sandbox started."
+    "home and tmp; volumes are not mounted; a sandbox with network_block_all or "
+    "network_allow_list cannot be enforced, so its toolbox calls answer 400. Stop and "
+    "delete still end every process a sandbox started."
 )
 
 

@@ -186,4 +186,4 @@ def test_no_isolation_is_announced_once(data_dir: Path, caplog: pytest.LogCaptur
     notices = [r for r in caplog.records if "NO isolation" in r.getMessage()]
     assert len(notices) == 1
     assert "Do not run untrusted code this way" in notices[0].getMessage()
-    assert "network_allow_list are not enforced" in notices[0].getMessage()
+    assert "network_allow_list cannot be enforced" in notices[0].getMessage()
