@@ -138,3 +138,12 @@ def test_an_allow_list_that_cannot_be_enforced_is_refused(
         with pytest.raises(DaytonaBadRequestError, match=refused):
             sandbox.process.exec("true")
         close_client(client)
+
+
+def test_network_settings_without_isolation_are_refused_not_ignored() -> None:
+    with LocalServer(isolation="none") as srv:
+        client = Daytona(DaytonaConfig(api_key=srv.token, api_url=srv.api_url))
+        sandbox = client.create(CreateSandboxFromSnapshotParams(network_block_all=True))
+        with pytest.raises(DaytonaBadRequestError, match="cannot be enforced without bubblewrap"):
+            sandbox.process.exec("true")
+        close_client(client)
