@@ -5,6 +5,8 @@
   ``delete()``), on a local server with a create -> started transition of `--delay` s and
   `--latency` s on every route. Runs alternate (plugin, hand-written, plugin, ...); medians.
 * ``startup``: 300 trivial tests, the plugin installed but unused, against ``-p no:daytona``.
+* ``deselected``: the same 300 beside 10 sandbox tests that ``-k`` deselects (local backend),
+  against ``-p no:daytona`` (issue 20: nothing is imported or started for them).
 * ``exec``: ``sandbox.run("true")`` against the SDK's own ``sandbox.process.exec("true")``
   on the same sandbox (no latency), calls alternating; medians.
 * ``requests``: requests per test with one ``run``, from the server's per-route counters.
@@ -12,6 +14,7 @@
 Prints figures, not a verdict: exit code 0 unless something errors. Each part alone:
     python bench/bench_speed.py fresh [--reps 3] [--tests 40] [--delay 1] [--latency 0.05]
     python bench/bench_speed.py startup [--reps 10]
+    python bench/bench_speed.py deselected [--reps 10]
     python bench/bench_speed.py exec [--calls 40]
     python bench/bench_speed.py requests
 or all of them: python bench/bench_speed.py
@@ -154,6 +157,35 @@ def startup(reps: int) -> None:
             "<= 1.05x `-p no:daytona`")  # fmt: skip
 
 
+SANDBOX_TESTS = """
+import pytest
+
+@pytest.mark.daytona(cpu=1)
+@pytest.mark.parametrize("n", range(10))
+def test_sandbox(daytona_sandbox, n):
+    assert daytona_sandbox.run("true").ok
+"""
+
+
+def deselected(reps: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        (path / "test_trivial.py").write_text(TRIVIAL_TESTS)
+        (path / "test_sandbox.py").write_text(SANDBOX_TESTS)
+        env = dict(os.environ)
+        env.pop("PYTEST_ADDOPTS", None)
+        medians = alternate(
+            {
+                "plugin": lambda: pytest_run(path, ["--daytona-backend", "local", "-k", "trivial"],
+                                             env),
+                "without": lambda: pytest_run(path, ["-p", "no:daytona", "-k", "trivial"], env),
+            },
+            reps,
+        )  # fmt: skip
+        row("300 trivial tests, 10 sandbox tests deselected", medians["plugin"],
+            medians["without"], "s", "<= 1.05x `-p no:daytona`")  # fmt: skip
+
+
 def exec_round_trip(calls: int) -> None:
     from pytest_daytona.config.settings import Settings
     from pytest_daytona.run.coordination import RunDir
@@ -212,8 +244,12 @@ def requests_per_test() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", default=["requests", "exec", "startup", "fresh"])
-    parser.add_argument("--reps", type=int, default=None, help="rounds (fresh 3, startup 10)")
+    parser.add_argument(
+        "parts", nargs="*", default=["requests", "exec", "startup", "deselected", "fresh"]
+    )
+    parser.add_argument(
+        "--reps", type=int, default=None, help="rounds (fresh 3, startup 10, deselected 10)"
+    )
     parser.add_argument("--tests", type=int, default=40)
     parser.add_argument("--delay", type=float, default=1.0)
     parser.add_argument("--latency", type=float, default=0.05)
@@ -229,6 +265,8 @@ def main() -> None:
             exec_round_trip(args.calls)
         elif part == "startup":
             startup(args.reps or 10)
+        elif part == "deselected":
+            deselected(args.reps or 10)
         elif part == "fresh":
             fresh(args.reps or 3, args.tests, args.delay, args.latency, args.prewarm)
         else:

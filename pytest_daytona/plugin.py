@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,9 @@ from .run.startup import (
     default_reuse_key,
     needs_sandboxes,
     prepare,
+    session_for,
     start_run,
+    unsupported_platform,
 )
 
 __all__ = [
@@ -88,23 +90,47 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_configure_node(node: Any) -> None:
     """xdist controller: tell each worker where the run's records are and, for the embedded
     server, how to reach the one server all workers share."""
-    session = node.config.stash[SESSION_KEY]
+    session = node.config.stash.get(SESSION_KEY, None)
+    if session is None:  # a platform that takes no sandbox (`unsupported_platform`)
+        return
     node.workerinput[RUN_DIR_KEY] = str(session.run_dir.path)
     if session.backend.embedded:
         node.workerinput[CONNECTION_KEY] = list(session.backend.connection())
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """When a test takes a sandbox: validate the settings and every ``daytona`` marker before
-    any test runs (all problems at once), and start building the SDK client."""
-    if not needs_sandboxes(items):
-        return
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    """Once collection is over and every deselection is done (``-k``, ``-m``, ``--lf``, other
+    plugins'), and only when a selected test takes a sandbox: validate the settings and the
+    ``daytona`` markers of the selected tests (all problems at once) before any test runs,
+    start building the SDK client, and start creating the first tests' sandboxes ahead of
+    need (``prewarm``). So a run whose sandbox tests are all deselected imports no SDK and
+    starts no server, and a bad marker on a deselected test stops nothing. (Not in
+    ``pytest_collection_modifyitems``: ``-k``/``-m`` deselect in pytest's own, after this
+    plugin's, and ``--lf`` after every other.) Where no sandbox can be taken (Windows), the
+    tests that take one are skipped, saying why."""
+    result = yield
+    if not needs_sandboxes(session.items):
+        return result
+    reason = unsupported_platform()
+    if reason is not None:  # skipped, saying why; the other tests run
+        for item in session.items:
+            if needs_sandboxes([item]):
+                item.add_marker(pytest.mark.skip(reason=reason))
+        return result
+    _validate(session.config, session.items)
+    _start_prewarm(session)
+    return result
+
+
+def _validate(config: pytest.Config, items: list[pytest.Item]) -> None:
     from .config.resolve import resolve_settings
     from .errors import Problem, SettingsError
     from .report.missing_key import skip_sandbox_tests
 
-    if not skip_sandbox_tests(config, items):  # ``missing_key = skip`` and no key
-        prepare(config)
+    skipped = skip_sandbox_tests(config, items)  # ``missing_key = skip`` and no key
+    if not skipped:
+        session_for(config)  # the run-wide settings first: each marker is checked on them
     problems: list[Problem] = []
     for item in items:
         markers = list(item.iter_markers("daytona"))
@@ -130,9 +156,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.stash[ITEM_SETTINGS_KEY] = (kwargs, settings)
     if problems:
         raise pytest.UsageError(str(SettingsError(problems)))
+    if not skipped:
+        prepare(config)  # the SDK client, in the background: only for a run that will go on
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
+def _start_prewarm(session: pytest.Session) -> None:
     """Start creating the first tests' sandboxes ahead of need (``prewarm``)."""
     sandbox_session = session.config.stash.get(SESSION_KEY, None)
     if sandbox_session is None or session.config.option.collectonly:

@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 
     from .async_sandbox import AsyncDaytonaSandbox
 
-if sys.version_info >= (3, 11) or TYPE_CHECKING:
+if sys.version_info >= (3, 11):
     from typing import Unpack
+else:  # a dependency there (pyproject.toml); also what a type checker at 3.10 reads
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncSandboxFactory", "SandboxFactory", "SandboxOverrides"]
 

@@ -6,7 +6,8 @@ the run holds is left behind. While pytest runs, both raise `Terminated` (a Keyb
 in the main thread instead, so pytest unwinds, fixtures tear down and the end of the run
 releases what is left. While that final release runs, one more SIGINT/SIGTERM/SIGHUP is
 announced and ignored; a second one ends the cleanup (the sandboxes' TTL is then the net).
-Handlers other code installed are left alone.
+Handlers other code installed are left alone. Where a signal does not exist (Windows has no
+SIGHUP), it is left out: the plugin imports and handles the others.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
-HANDLED = (signal.SIGTERM, signal.SIGHUP)
+#: The signals handled like Ctrl-C, those of them this platform has.
+HANDLED: tuple[signal.Signals, ...] = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Terminated(KeyboardInterrupt):

@@ -1,15 +1,18 @@
 """How this process's `SandboxSession` comes to be: only once a sandbox is needed.
 
 A run whose collected tests take no sandbox imports neither the SDK nor pydantic nor filelock
-and makes no run directory. Otherwise the session is built right after collection: its
-settings are validated then (bad ones stop the run before any test, a usage error), and the
-SDK client is built in a background thread while the first test sets up. The xdist controller
-collects nothing, so it builds the session at configure time: its workers need the run
-directory and, for the embedded backend, the server.
+and makes no run directory; nor does one whose sandbox tests are all deselected (``-k``,
+``-m``): only the selected tests count. Otherwise the session is built right after collection
+and deselection: its settings are validated then (bad ones stop the run before any test, a
+usage error), and the SDK client is built in a background thread while the first test sets
+up. The xdist controller collects nothing, so it builds the session at configure time: its
+workers need the run directory and, for the embedded backend, the server.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
@@ -55,6 +58,17 @@ def is_xdist_controller(config: pytest.Config) -> bool:
     return workerinput(config) is None and getattr(config.option, "dist", "no") != "no"
 
 
+def unsupported_platform() -> str | None:
+    """Why this platform takes no sandbox (Windows: the run's records are keyed by POSIX user
+    id and process checks), None where it does (Linux, macOS)."""
+    if os.name == "posix":
+        return None
+    return (
+        f"pytest-daytona: tests that take a Daytona sandbox need Linux or macOS, not "
+        f"{sys.platform}; the other tests run as usual"
+    )
+
+
 def start_run(config: pytest.Config) -> None:
     """Configure time: fix the run id (xdist's testrun_uid too); the xdist controller builds
     its session now."""
@@ -68,7 +82,7 @@ def start_run(config: pytest.Config) -> None:
             config.option.testrunuid = config.option.testrunuid or run_id
             run_id = config.option.testrunuid
     config.stash[RUN_ID_KEY] = run_id
-    if is_xdist_controller(config):
+    if is_xdist_controller(config) and unsupported_platform() is None:
         session_for(config)
 
 

@@ -12,6 +12,7 @@ import typing
 from pathlib import Path
 
 import pytest
+import typing_extensions
 
 import pytest_daytona
 from pytest_daytona.config.options import RUN_WIDE
@@ -83,7 +84,8 @@ def test_importing_the_public_names_loads_neither_sdk_nor_pydantic_nor_filelock(
 def test_factory_protocol_takes_the_marker_settings_and_returns_a_handle() -> None:
     hints = typing.get_type_hints(SandboxFactory.__call__, include_extras=True)
     assert hints["return"] is DaytonaSandbox
-    assert typing.get_origin(hints["overrides"]) is typing.Unpack
+    unpack = typing.Unpack if sys.version_info >= (3, 11) else typing_extensions.Unpack
+    assert typing.get_origin(hints["overrides"]) is unpack
     assert typing.get_args(hints["overrides"]) == (SandboxOverrides,)
     # Exactly the settings a marker may give (a new per-test setting must be added here).
     assert set(SandboxOverrides.__annotations__) == set(Settings.model_fields) - RUN_WIDE

@@ -115,3 +115,80 @@ def test_teardown_does_not_wait_for_the_delete_and_the_run_end_does(
     run_inner("--daytona-prewarm", "0").assert_outcomes(passed=2)
     assert server.stats()["by_route"][DELETE] == 2
     assert settle(server) == {}
+
+
+#: An inner conftest: the run's end prints what it loaded, whether the embedded server's code
+#: was (the server starts in-process), and whether a sandbox session was built.
+WHAT_LOADED = """
+import sys
+
+import pytest
+
+HEAVY = ("daytona", "daytona_api_client", "pydantic", "filelock", "aiohttp")
+
+
+def pytest_sessionfinish(session):
+    from pytest_daytona.run.startup import SESSION_KEY
+
+    loaded = [name for name in HEAVY if name in sys.modules]
+    server = "pytest_daytona.local.server" in sys.modules
+    built = session.config.stash.get(SESSION_KEY, None) is not None
+    print(f"\\nloaded={loaded} server={server} session={built}")
+"""
+
+SANDBOX_TESTS = """
+import pytest
+
+def test_plain_one():
+    pass
+
+def test_plain_two():
+    pass
+
+@pytest.mark.daytona(cpu=1)
+def test_sandbox(daytona_sandbox):
+    pass
+"""
+
+BAD_MARKER = """
+import pytest
+
+@pytest.mark.daytona(cpus=2)
+def test_bad_marker(daytona_sandbox):
+    pass
+"""
+
+
+def _run_local(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--daytona-backend", "local", "-s", *args
+    )
+
+
+@pytest.mark.quick
+@pytest.mark.parametrize("deselect", [("-k", "plain"), ("-m", "not daytona")], ids=["-k", "-m"])
+def test_deselected_sandbox_tests_load_nothing(
+    pytester: pytest.Pytester, deselect: tuple[str, str]
+) -> None:
+    """Issue 20: the plugin's work starts after pytest's deselection and looks at the selected
+    tests only: no SDK, no pydantic, no server, no session."""
+    pytester.makeconftest(WHAT_LOADED)
+    pytester.makepyfile(SANDBOX_TESTS)
+    result = _run_local(pytester, *deselect)
+    result.assert_outcomes(passed=2, deselected=1)
+    result.stdout.fnmatch_lines(["loaded=[] server=False session=False"])
+
+
+@pytest.mark.quick
+def test_a_bad_marker_stops_the_run_only_when_its_test_is_selected(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(WHAT_LOADED)
+    pytester.makepyfile(test_mix=SANDBOX_TESTS, test_bad=BAD_MARKER)
+    result = _run_local(pytester, "-k", "plain")
+    result.assert_outcomes(passed=2, deselected=2)
+    result.stdout.fnmatch_lines(["loaded=[] server=False session=False"])
+    result = _run_local(pytester, "-k", "plain or bad")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cpus (from @pytest.mark.daytona in *test_bad_marker)*"])
+    result.stdout.no_fnmatch_line("*passed*")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -36,7 +38,14 @@ def become_reaper() -> None:
 def popen(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     """`subprocess.Popen` in its own process group, tracked so the orphan reaper leaves it be."""
     with _lock:
-        proc = subprocess.Popen(argv, process_group=0, **kwargs)
+        if sys.version_info >= (3, 11):
+            proc = subprocess.Popen(argv, process_group=0, **kwargs)
+        else:
+            # Popen has no `process_group` before 3.11. The same effect: setpgid(0, 0) in the
+            # child before exec, a group of its own in the agent's session (not
+            # `start_new_session`, which is setsid: a new session, without the controlling
+            # terminal). A builtin, so the child runs no Python code between fork and exec.
+            proc = subprocess.Popen(argv, preexec_fn=functools.partial(os.setpgid, 0, 0), **kwargs)
         _tracked.add(proc.pid)
     return proc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Any
 
 from aiohttp import web
@@ -12,7 +12,7 @@ from multidict import MultiMapping
 
 from ..context import LOCAL
 from ..errors import ApiError
-from ..state.records import SandboxRecord, State
+from ..state.records import SandboxRecord, State, parse_iso
 
 _DEFAULT_PAGE = 100
 _MAX_PAGE = 200
@@ -76,7 +76,7 @@ def query_time(query: MultiMapping[str], name: str) -> float | None:
     if not raw:
         return None
     try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        moment = parse_iso(raw.replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(400, f"{name} must be a valid ISO 8601 date string") from None
     if moment.tzinfo is None:
@@ -85,7 +85,7 @@ def query_time(query: MultiMapping[str], name: str) -> float | None:
 
 
 def _ts(iso: str) -> float:
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return parse_iso(iso.replace("Z", "+00:00")).timestamp()
 
 
 def matcher(query: MultiMapping[str], minute: float) -> Callable[[SandboxRecord], bool]:

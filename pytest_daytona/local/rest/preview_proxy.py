@@ -4,7 +4,7 @@ websockets. Answers as Daytona's proxy does: 502 with no body when nothing liste
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import WSMsgType, web
@@ -40,7 +40,9 @@ _WS_HANDSHAKE = frozenset(
 #: Headers aiohttp adds on its own; only what the caller sent goes upstream.
 _NO_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
 
-_WebSocket = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+if TYPE_CHECKING:
+    # [bool]: before Python 3.11 aiohttp types `ws_connect` without its `decode_text` default.
+    _WebSocket = web.WebSocketResponse[bool] | aiohttp.ClientWebSocketResponse[bool]
 
 
 def proxy_error(request: web.Request, status: int, message: str, code: str) -> web.Response:

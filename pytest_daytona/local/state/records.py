@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
+import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -65,6 +67,38 @@ def iso_time(ts: float) -> str:
 def iso_now() -> str:
     """The current UTC time in the ISO 8601 form Daytona uses."""
     return iso_time(time.time())
+
+
+#: The ISO 8601 forms `parse_iso` reads before Python 3.11: date, time, fraction, offset.
+_ISO = re.compile(
+    r"(\d{4})-?(\d{2})-?(\d{2})"
+    r"(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d+))?)?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2})?)?)?"
+)
+
+
+def iso_before_311(text: str) -> datetime:
+    """`parse_iso` before Python 3.11, whose `datetime.fromisoformat` reads only its own
+    output: not the SDK's ``+0000`` offsets (it formats ``%Y-%m-%dT%H:%M:%S.%f%z``), ``Z``,
+    nor a fraction of other than 3 or 6 digits."""
+    match = _ISO.fullmatch(text)
+    if match is None:
+        return datetime.fromisoformat(text)  # its ValueError, or the forms only it reads
+    *fields, fraction, offset = match.groups()
+    year, month, day, hour, minute, second = (int(field or 0) for field in fields)
+    tzinfo = None
+    if offset == "Z":
+        tzinfo = timezone.utc
+    elif offset:
+        digits = offset[1:].replace(":", "").ljust(6, "0")
+        span = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]), seconds=int(digits[4:]))
+        tzinfo = timezone(-span if offset[0] == "-" else span)
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    return datetime(year, month, day, hour, minute, second, micros, tzinfo)
+
+
+#: An ISO 8601 date and time, read as Python 3.11's `datetime.fromisoformat` reads it.
+parse_iso = datetime.fromisoformat if sys.version_info >= (3, 11) else iso_before_311
 
 
 def new_sandbox_id() -> str:
