@@ -99,10 +99,23 @@ def _third_party_imports() -> dict[str, set[str]]:
     return found
 
 
+def _packages_distributions() -> dict[str, list[str]]:
+    """`importlib.metadata.packages_distributions`, plus the top-level names in each
+    distribution's file list: before Python 3.11 it reads only ``top_level.txt``, which
+    some wheels (daytona's) do not ship."""
+    found = {name: list(dists) for name, dists in metadata.packages_distributions().items()}
+    for dist in metadata.distributions():
+        for file in dist.files or ():
+            top = file.parts[0].removesuffix(".py") if file.parts else ""
+            if top.isidentifier() and dist.metadata["Name"] not in found.get(top, []):
+                found.setdefault(top, []).append(dist.metadata["Name"])
+    return found
+
+
 @pytest.mark.quick
 def test_every_third_party_import_is_a_declared_dependency_and_every_dependency_is_used() -> None:
     declared = {canonicalize_name(Requirement(dep).name) for dep in _project()["dependencies"]}
-    distributions = metadata.packages_distributions()
+    distributions = _packages_distributions()
     imported: dict[str, set[str]] = {}
     for module, files in _third_party_imports().items():
         assert module in distributions, f"{module} (imported by {sorted(files)}) is not installed"
