@@ -128,6 +128,11 @@ class SandboxWarning(UserWarning):
     """A sandbox could not be cleaned up as planned (it may be left behind)."""
 
 
+class IsolationWarning(UserWarning):
+    """The local backend runs sandboxes without isolation from this machine (no working
+    bubblewrap): their commands can reach everything the user running pytest can."""
+
+
 def _tail(text: str, lines: int = TAIL_LINES) -> str:
     kept = text.splitlines()[-lines:]
     return "\n".join(kept) if kept else "(empty)"
@@ -138,7 +143,7 @@ def _failure_message(result: CommandOutcome) -> str:
     if len(shown) > _SHOWN_COMMAND_CHARS:
         shown = shown[:_SHOWN_COMMAND_CHARS] + "..."
     if result.timed_out:
-        what = f"timed out after {result.duration:g}s"
+        what = f"timed out after {round(result.duration, 3):g}s"
     else:
         what = f"exited with code {result.exit_code}"
     return (

@@ -209,13 +209,32 @@ def _need(default: Settings, item: pytest.Item) -> Need | None:
     return pool_key(settings), settings
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The backend and, on the embedded one, how sandboxes are isolated (a warning line
+    when they are not)."""
+    from .report.isolation import header_lines
+
     session = config.stash.get(SESSION_KEY, None)
     if session is not None:
-        return describe_for_header(session.settings)
+        return header_lines(describe_for_header(session.settings), session.settings)
     from .config.resolve import raw_values
 
-    return describe_for_header(header_values(raw_values(config)))
+    values = header_values(raw_values(config))
+    return header_lines(describe_for_header(values), values)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    """Before the first test: warn, in pytest's warnings summary, when the embedded server
+    runs this run's sandboxes without isolation (xdist: the controller, which runs it)."""
+    sandbox_session = session.config.stash.get(SESSION_KEY, None)
+    if sandbox_session is None or session.config.option.collectonly:
+        return
+    if hasattr(session.config, "workerinput"):
+        return  # the controller runs the server and warns
+    from .report.isolation import warn_if_not_isolated
+
+    warn_if_not_isolated(session.config, sandbox_session.backend)
 
 
 @pytest.hookimpl(trylast=True)

@@ -29,6 +29,7 @@ PACKAGE_NAMES = {
     "DaytonaPluginError",
     "DaytonaSandbox",
     "ExecResult",
+    "IsolationWarning",
     "LeaseError",
     "SandboxFactory",
     "SandboxOverrides",

@@ -4,14 +4,15 @@ the embedded local server (started here, in-process, when the local backend need
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import BackendError
-from .calls import Caller
+from .calls import Caller, Kind
 from .deadlines import run_with_deadline
 
 if TYPE_CHECKING:
@@ -22,12 +23,25 @@ if TYPE_CHECKING:
     from .async_clients import AsyncClients
     from .client import Api
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "embedded_isolation"]
+
+#: How the embedded server runs sandboxes: under bubblewrap, or as plain local processes.
+Isolation = Literal["bubblewrap", "none"]
 
 log = logging.getLogger(__name__)
 
 #: How long the end of a run waits for the SDK's event connection to close.
 DISCONNECT_SECONDS = 2.0
+
+
+@functools.cache
+def embedded_isolation() -> Isolation:
+    """How the embedded server will isolate sandboxes on this machine: what its ``auto``
+    mode chooses (bubblewrap when it is installed and works here), probed once a process.
+    Loads no server code: `runner` uses the standard library only."""
+    from ..local.sandboxes.runner import choose_bwrap
+
+    return "bubblewrap" if choose_bwrap("auto") is not None else "none"
 
 
 class Backend:
@@ -52,7 +66,10 @@ class Backend:
         self._client: Daytona | None = None
         self._server: LocalServer | None = None
         self._async_clients: AsyncClients | None = None
-        self.caller = Caller(lambda: self.api_url)
+        #: The embedded server's data dir once it started on one that outlives the run
+        #: (``reuse``); None while none started, or on a temporary one (removed on stop).
+        self.kept_data_dir: Path | None = None
+        self.caller = Caller(lambda: self.api_url, lambda: self.kind)
 
     @property
     def started(self) -> bool:
@@ -78,6 +95,24 @@ class Backend:
         """Whether sandboxes come from an embedded server of this run."""
         return self.settings.backend == "local" and self.settings.api_url is None
 
+    @property
+    def kind(self) -> Kind:
+        """Daytona's API, the embedded server, or a local server at a given URL (messages
+        name it)."""
+        if self.settings.backend != "local":
+            return "daytona"
+        return "embedded" if self.embedded else "served"
+
+    def isolation(self) -> Isolation | None:
+        """The embedded server's isolation: the started server's, else the one it will
+        choose; None off the embedded backend (a served one's is its own)."""
+        if not self.embedded:
+            return None
+        server = self._server
+        if server is not None:
+            return "bubblewrap" if server.isolated else "none"
+        return embedded_isolation()
+
     def connection(self) -> tuple[str, str]:
         """URL and token of the embedded server, started now if need be (for xdist workers)."""
         with self._lock:
@@ -92,6 +127,7 @@ class Backend:
 
             try:
                 self._server = LocalServer(self._data_dir).start()
+                self.kept_data_dir = self._data_dir
             except DataDirBusyError as exc:
                 warnings.warn(
                     f"pytest-daytona: {exc}; this run keeps no sandbox after it ends", stacklevel=2

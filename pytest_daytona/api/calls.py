@@ -128,22 +128,66 @@ def _retry_after(exc: Any) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def fix_for(failure: Failure, api_url: str | None, limit: float) -> str:
-    """What a user can do about a call that failed like `failure`."""
+#: Which API the calls go to: Daytona's, the local server this run embeds, or one started
+#: with ``pytest-daytona serve`` (the local backend with ``--daytona-api-url``).
+Kind = Literal["daytona", "embedded", "served"]
+#: Where the embedded server's log goes (it runs in this pytest process, or in the xdist
+#: controller).
+EMBEDDED_LOG = (
+    "its log (loggers aiohttp.server and pytest_daytona.local) is in the failing test's "
+    "'Captured log' section, under xdist in the file of --log-file=FILE"
+)
+
+
+#: Where the log of a server started with ``pytest-daytona serve`` goes.
+SERVED_LOG = "its log is on the stderr of `pytest-daytona serve`"
+
+
+def api_name(kind: Kind, api_url: str | None) -> str:
+    """The API as messages name it."""
+    if kind == "embedded":
+        return "the local server embedded in this run"
+    if kind == "served":
+        return f"the local server at {api_url}"
+    return "the Daytona API"
+
+
+def fix_for(failure: Failure, api_url: str | None, limit: float, kind: Kind = "daytona") -> str:
+    """What a user can do about a call that failed like `failure`, on backend `kind`."""
     status = failure.status
+    local = kind != "daytona"
     if status is None and failure.message.startswith("no answer within"):
+        if local:
+            return f"raise --daytona-timeout (now {limit:g}s): {api_name(kind, api_url)} is slow"
         return f"raise --daytona-timeout (now {limit:g}s) or check the Daytona API's status"
     if failure.unreachable:
+        if kind == "embedded":
+            return f"{api_name(kind, api_url)} stopped answering; {EMBEDDED_LOG}"
         where = api_url or "the SDK's default URL"
+        if kind == "served":
+            return f"check that `pytest-daytona serve` still runs and {where} is reachable"
         return f"check that {where} is reachable (--daytona-api-url / DAYTONA_API_URL)"
     if status == 401:
+        if kind == "served":
+            return "check DAYTONA_API_KEY: it must be the token `pytest-daytona serve` printed"
         return "check DAYTONA_API_KEY: the API refused the key"
     if status == 403:
         return "the API key lacks the permission for this; check its scopes"
     if status == 429:
+        if local:
+            return f"{api_name(kind, api_url)} is refusing requests: raise --daytona-retry-budget"
         return "Daytona is rate-limiting: run fewer workers or raise --daytona-retry-budget"
     if status is not None and status >= 500:
-        return "the Daytona API is having trouble: retry later or raise --daytona-retry-budget"
+        if not local:
+            return "the Daytona API is having trouble: retry later or raise --daytona-retry-budget"
+        name = api_name(kind, api_url)
+        log = EMBEDDED_LOG if kind == "embedded" else SERVED_LOG
+        if status in RETRY_STATUSES:
+            return f"{name} is busy or unavailable: raise --daytona-retry-budget; {log}"
+        return (
+            f"{name} failed on this request (pytest-daytona's local backend, not Daytona): "
+            f"{log}; report it with that log"
+        )
     if status is None:
         return f"raise --daytona-timeout (now {limit:g}s)"
     return ""
@@ -152,12 +196,17 @@ def fix_for(failure: Failure, api_url: str | None, limit: float) -> str:
 class Caller:
     """Makes API calls with deadlines and retries; one per process (see `Backend`).
 
-    `api_url` names the API in messages. `verbose` keeps the SDK's exception chained to the
-    short error (pytest shows it with ``-vv`` or ``--tb=long``).
+    `api_url` and `kind` name the API in messages. `verbose` keeps the SDK's exception
+    chained to the short error (pytest shows it with ``-vv`` or ``--tb=long``).
     """
 
-    def __init__(self, api_url: Callable[[], str | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        api_url: Callable[[], str | None] = lambda: None,
+        kind: Callable[[], Kind] = lambda: "daytona",
+    ) -> None:
         self._api_url = api_url
+        self._kind = kind
         self.verbose = False
         self._unreachable: str | None = None
         self._probed_at = 0.0
@@ -226,11 +275,13 @@ class Caller:
         __tracebackhide__ = True
         if use_circuit and self._unreachable is not None:
             if not self._probe_due(timeout):
+                api_url, kind = self._api_url(), self._kind()
                 raise BackendUnreachableError(
                     operation,
-                    f"the Daytona API stopped answering earlier in this run ({self._unreachable})",
+                    f"{api_name(kind, api_url)} stopped answering earlier in this run "
+                    f"({self._unreachable})",
                     target=target,
-                    fix=fix_for(Failure(False, False, True, None, ""), self._api_url(), timeout),
+                    fix=fix_for(Failure(False, False, True, None, ""), api_url, timeout, kind),
                     unreachable=True,
                 )
             budget = 0.0  # a probe: one attempt tells whether the API is back
@@ -259,7 +310,7 @@ class Caller:
             failure.message,
             target=target,
             status=failure.status,
-            fix=fix_for(failure, self._api_url(), timeout),
+            fix=fix_for(failure, self._api_url(), timeout, self._kind()),
             attempts=attempts,
             unreachable=failure.unreachable,
         )

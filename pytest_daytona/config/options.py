@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 import pytest
 
+from .durations import FORMS, MINUTES, SECONDS, Unit
+
 IniType = Literal["string", "bool", "linelist"]
 
 #: Fields that hold one value for the whole run: a marker may not set them.
@@ -32,6 +34,8 @@ class FieldSpec:
     ini_type: IniType | None = "string"  # None: no ini key
     env_var: str | None = None
     metavar: str = "VALUE"
+    #: For a time setting: what a number alone counts (a duration with units also works).
+    unit: Unit | None = None
 
     @property
     def option(self) -> str:
@@ -79,26 +83,31 @@ _SPECS = (
     FieldSpec("language", "Sandbox language (python, typescript, ...).", "pass a language name"),
     FieldSpec(
         "timeout",
-        "Seconds allowed for each sandbox operation and command (default 300).",
-        "pass seconds between 0.001 and 86400",
-        metavar="SECONDS",
+        "Time allowed for each sandbox operation and command: seconds, or a duration such "
+        "as 90s or 10m (default 300 s; 0.001 s to 1d).",
+        f"pass seconds (e.g. 300) or a duration ({FORMS}), from 0.001 s to 1d",
+        metavar="DURATION",
+        unit=SECONDS,
     ),
     FieldSpec(
         "retry_budget",
-        "Seconds a failed API call may spend on retries (429, 502-504, lost connections; "
-        "default 30, 0: no retries).",
-        "pass seconds, 0 or more (0 turns retries off)",
+        "Time a failed API call may spend on retries (429, 502-504, lost connections): "
+        "seconds, or a duration such as 2m (default 30 s, 0: no retries, at most 1h).",
+        f"pass seconds (e.g. 30) or a duration ({FORMS}), from 0 (no retries) to 1h",
         env_var="PYTEST_DAYTONA_RETRY_BUDGET",
-        metavar="SECONDS",
+        metavar="DURATION",
+        unit=SECONDS,
     ),
     FieldSpec(
         "ttl",
-        "Minutes after which Daytona destroys a sandbox whatever its state, if nothing else "
-        "did (default: 10 x timeout, at least 60, per test; 1440 for the session sandbox; "
-        "10080, renewed on each resume, for a reused one; 0: no TTL).",
-        "pass whole minutes, 0 or more (0 disables the TTL)",
+        "Time after which Daytona destroys a sandbox whatever its state, if nothing else "
+        "did: minutes, or a duration such as 2h or 1d (default: 10 x timeout, at least 60 "
+        "min, per test; 1440 for the session sandbox; 10080, renewed on each resume, for a "
+        "reused one; 0: no TTL).",
+        f"pass whole minutes (e.g. 90) or a duration ({FORMS}), 0 or more (0 disables the TTL)",
         env_var="PYTEST_DAYTONA_TTL",
-        metavar="MIN",
+        metavar="DURATION",
+        unit=MINUTES,
     ),
     FieldSpec("cpu", "CPU cores per sandbox (image sandboxes).", _INT_FIX, metavar="N"),
     FieldSpec("memory", "Memory in GiB per sandbox (image sandboxes).", _INT_FIX, metavar="GIB"),
@@ -106,21 +115,27 @@ _SPECS = (
     FieldSpec("gpu", "GPUs per sandbox (image sandboxes).", _INT_FIX, metavar="N"),
     FieldSpec(
         "auto_stop_interval",
-        "Minutes of inactivity before Daytona stops a sandbox (0: never).",
-        "pass minutes, 0 or more",
-        metavar="MIN",
+        "Inactivity after which Daytona stops a sandbox: minutes, or a duration such as 30m "
+        "or 2h (0: never).",
+        f"pass whole minutes (e.g. 15) or a duration ({FORMS}), 0 or more (0: never)",
+        metavar="DURATION",
+        unit=MINUTES,
     ),
     FieldSpec(
         "auto_archive_interval",
-        "Minutes a sandbox stays stopped before Daytona archives it (0: the maximum).",
-        "pass minutes, 0 or more",
-        metavar="MIN",
+        "Time a sandbox stays stopped before Daytona archives it: minutes, or a duration "
+        "such as 12h or 7d (0: the maximum).",
+        f"pass whole minutes (e.g. 60) or a duration ({FORMS}), 0 or more (0: the maximum)",
+        metavar="DURATION",
+        unit=MINUTES,
     ),
     FieldSpec(
         "auto_delete_interval",
-        "Minutes a sandbox stays stopped before Daytona deletes it (0: at once, -1: never).",
-        "pass minutes, -1 or more",
-        metavar="MIN",
+        "Time a sandbox stays stopped before Daytona deletes it: minutes, or a duration such "
+        "as 12h or 7d (0: at once, -1: never).",
+        f"pass whole minutes (e.g. 60) or a duration ({FORMS}); -1 (never), 0 (at once) or more",
+        metavar="DURATION",
+        unit=MINUTES,
     ),
     FieldSpec(
         "reuse",
@@ -146,9 +161,11 @@ _SPECS = (
     ),
     FieldSpec(
         "lock_timeout",
-        "Seconds a worker waits for another to set up the shared session sandbox (default 600).",
-        "pass a number of seconds greater than 0",
-        metavar="SECONDS",
+        "Time a worker waits for another to set up the shared session sandbox: seconds, or "
+        "a duration such as 15m (default 600 s, at most 1d).",
+        f"pass seconds (e.g. 600) or a duration ({FORMS}), more than 0 and at most 1d",
+        metavar="DURATION",
+        unit=SECONDS,
     ),
     FieldSpec(
         "prewarm",

@@ -19,7 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from .options import local_for_missing_key
+from .durations import is_number, to_unit
+from .options import FIELD_SPECS, local_for_missing_key
 
 __all__ = ["Settings", "missing_api_key_message"]
 
@@ -35,6 +36,9 @@ _INT_FIELDS = (
     *("ttl", "cpu", "memory", "disk", "gpu"),
     *("auto_stop_interval", "auto_archive_interval", "auto_delete_interval", "prewarm"),
 )
+#: The time settings: a number alone counts in the setting's unit, as it always did; text
+#: with units (``2h``, ``30s``) is converted to it (`durations`).
+_DURATION_FIELDS = tuple(name for name, spec in FIELD_SPECS.items() if spec.unit is not None)
 #: Default of the ``prewarm`` setting (see README, "Performance").
 DEFAULT_PREWARM = 8
 CONFLICT = "cannot be combined with snapshot"
@@ -123,6 +127,15 @@ class Settings(BaseModel):
         if isinstance(value, bool):
             raise ValueError("must be a whole number, not a boolean")
         return value
+
+    @field_validator(*_DURATION_FIELDS, mode="before")
+    @classmethod
+    def _duration(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str) or is_number(value.strip()):
+            return value  # validated as before: a number in the setting's own unit
+        unit = FIELD_SPECS[str(info.field_name)].unit
+        assert unit is not None
+        return to_unit(value, unit)
 
     @field_validator("api_key")
     @classmethod

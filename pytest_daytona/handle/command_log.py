@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..results import ExecResult
+from ..results import ExecResult, rounded_repr
 
 #: Trailing lines of stdout and of stderr kept per command.
 KEPT_LINES = 10
@@ -43,9 +43,10 @@ def position() -> int:
     return _COUNTER.peek()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CommandRecord:
-    """One command a handle ran: what, where, how it ended, how long, what it printed last."""
+    """One command a handle ran: what, where, how it ended, how long, what it printed last
+    (its repr rounds `duration` to milliseconds)."""
 
     number: int
     command: str
@@ -60,6 +61,9 @@ class CommandRecord:
     def outcome(self) -> str:
         """``exit 0`` or ``timed out``."""
         return "timed out" if self.timed_out else f"exit {self.exit_code}"
+
+    def __repr__(self) -> str:
+        return rounded_repr(self)
 
 
 def _shorten(text: str, limit: int) -> str:

@@ -23,22 +23,23 @@ __all__ = ["AsyncSandboxFactory", "SandboxFactory", "SandboxOverrides"]
 
 class SandboxOverrides(TypedDict, total=False):
     """The settings one sandbox may override: those of the ``daytona`` marker (every setting
-    but the run-wide ones). Validated like the marker's; see the README's settings table."""
+    but the run-wide ones). Validated like the marker's; see the README's settings table.
+    A time setting takes a number in its unit or a duration text such as ``"2h"``."""
 
     target: str
     snapshot: str
     image: str
     language: str
-    timeout: float
-    retry_budget: float
-    ttl: int
+    timeout: float | str
+    retry_budget: float | str
+    ttl: int | str
     cpu: int
     memory: int
     disk: int
     gpu: int
-    auto_stop_interval: int
-    auto_archive_interval: int
-    auto_delete_interval: int
+    auto_stop_interval: int | str
+    auto_archive_interval: int | str
+    auto_delete_interval: int | str
     keep: Literal["never", "failed", "always"]
     workspace: str
     labels: Mapping[str, str]

@@ -58,7 +58,10 @@ def used_by(item: pytest.Item) -> list[Used]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Each run of a test starts its own record: a rerun (pytest-rerunfailures runs the same
+    item again) names its own sandboxes and commands, not those of the tries before it."""
     item.stash[START_KEY] = position()
+    item.stash[USED_KEY] = []
 
 
 @pytest.hookimpl(wrapper=True)

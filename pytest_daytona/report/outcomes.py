@@ -18,6 +18,8 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if report.when == "setup":  # a new run of the test (a rerun too): forget the last one's
+        item.stash[REPORTS_KEY] = {}
     item.stash.setdefault(REPORTS_KEY, {})[report.when] = report
     return report
 

@@ -3,6 +3,7 @@ kept sandboxes and how to delete them, and those that could not be released."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -77,25 +78,67 @@ def _figures(stats: RunStats, failed: int) -> list[str]:
     ]
 
 
-def _cleanup_command(session: SandboxSession) -> str:
+def _cleanup_command(session: SandboxSession, api_url: str | None = None) -> str:
+    """The cleanup of this run's sandboxes; `api_url`: of a local server to clean instead."""
+    where = f"--daytona-backend local --daytona-api-url {api_url} " if api_url else ""
     return (
-        f"pytest --daytona-cleanup --daytona-cleanup-run-id {session.run_id} "
+        f"pytest --daytona-cleanup {where}--daytona-cleanup-run-id {session.run_id} "
         "--daytona-cleanup-older-than 0s --daytona-cleanup-yes"
+    )
+
+
+def _serve_first(data_dir: Path) -> str:
+    """How to reach the sandboxes the embedded server left in `data_dir`."""
+    return (
+        f"they stay in the embedded server's data dir {data_dir}: start a server on it with "
+        f"`pytest-daytona serve --data-dir {data_dir}` (not while a run uses it), which prints "
+        "its URL and token"
     )
 
 
 def _write_kept(terminal: Any, session: SandboxSession, kept: list[Any]) -> None:
     ttl = kept_ttl(session.settings)
-    life = f"Daytona deletes them {ttl} min after they were kept" if ttl else "no TTL (ttl=0)"
+    backend = session.backend
     terminal.section("pytest-daytona: sandboxes kept", sep="=", yellow=True)
     for sandbox in kept:
         test = f" for {sandbox.test}" if sandbox.test else ""
         terminal.line(f"{sandbox.sandbox_id} ({sandbox.name}){test}")
-    terminal.line(
-        f"{len(kept)} kept (stopped, label {KEPT_LABEL}=true; {life}). Reach one with "
-        "Daytona().get('<id>') and .start() in the daytona SDK, or the Daytona dashboard. "
-        f"Delete them now with: {_cleanup_command(session)}"
-    )
+    head = f"{len(kept)} kept (stopped, label {KEPT_LABEL}=true"
+    if backend.kind == "daytona":
+        life = f"Daytona deletes them {ttl} min after they were kept" if ttl else "no TTL (ttl=0)"
+        text = (
+            f"{head}; {life}). Reach one with Daytona().get('<id>') and .start() in the daytona "
+            f"SDK, or the Daytona dashboard. Delete them now with: {_cleanup_command(session)}"
+        )
+    elif backend.kind == "served":
+        url = session.settings.api_url
+        life = f"the local server deletes them {ttl} min after they were kept" if ttl else "no TTL"
+        text = (
+            f"{head}; {life}). Reach one while that `pytest-daytona serve` runs, with "
+            f"Daytona(DaytonaConfig(api_url='{url}', api_key=<its token>)).get('<id>') and "
+            f".start(). Delete them now with: {_cleanup_command(session, url)}"
+        )
+    elif backend.kept_data_dir is None:
+        text = (
+            f"{head}), but on the local backend they ended with this run: the embedded "
+            "server's data dir was temporary. To look into one after the run, keep the data "
+            "dir (--daytona-reuse keeps it in .pytest_cache), or run `pytest-daytona serve "
+            "--data-dir DIR` and point the run at it (--daytona-api-url, DAYTONA_API_KEY)."
+        )
+    else:
+        life = (
+            f"a local server on the data dir deletes them once {ttl} min have passed since "
+            "they were kept"
+            if ttl
+            else "no TTL"
+        )
+        text = (
+            f"{head}; {life}); "
+            f"{_serve_first(backend.kept_data_dir)}. Then reach one with "
+            "Daytona(DaytonaConfig(api_url=<URL>, api_key=<token>)).get('<id>') and .start(), "
+            f"or delete them with: {_cleanup_command(session, '<URL>')} (DAYTONA_API_KEY=<token>)"
+        )
+    terminal.line(text)
 
 
 def _write_left(terminal: Any, session: SandboxSession, failures: list[ReleaseFailure]) -> None:
@@ -103,7 +146,21 @@ def _write_left(terminal: Any, session: SandboxSession, failures: list[ReleaseFa
     terminal.section("pytest-daytona: sandboxes left behind", sep="=", red=True)
     for failure in failures:
         terminal.line(f"{failure.sandbox_id} ({failure.name}): {failure.reason}")
-    terminal.line(
-        f"{len(failures)} sandbox{'es' * (len(failures) != 1)} could not be deleted; they "
-        f"expire with their TTL. Remove them now with: {_cleanup_command(session)}"
-    )
+    backend = session.backend
+    head = f"{len(failures)} sandbox{'es' * (len(failures) != 1)} could not be deleted"
+    if backend.kind == "daytona":
+        tail = f"they expire with their TTL. Remove them now with: {_cleanup_command(session)}"
+    elif backend.kind == "served":
+        url = session.settings.api_url
+        tail = (
+            "the local server deletes them when their TTL runs out. Remove them now with: "
+            f"{_cleanup_command(session, url)}"
+        )
+    elif backend.kept_data_dir is None:
+        tail = "they ended with the embedded server all the same (its data dir was temporary)"
+    else:
+        tail = (
+            f"{_serve_first(backend.kept_data_dir)}; remove them with: "
+            f"{_cleanup_command(session, '<URL>')} (DAYTONA_API_KEY=<token>)"
+        )
+    terminal.line(f"{head}; {tail}")

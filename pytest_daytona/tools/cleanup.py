@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from ..api.backend import Backend
+from ..config.durations import FORMS, is_number, parse_duration
 from ..config.resolve import resolve_settings
 from ..config.settings import Settings
-from ..errors import BackendError, SettingsError
+from ..errors import BackendError, Problem, SettingsError
 from ..leases import create_params, lease, reuse
 from ..run import coordination
 from .cleanup_options import CI_JOB_LABELS, DEFAULT_OLDER_THAN, OLDER_THAN_OPTION
@@ -37,26 +38,12 @@ if TYPE_CHECKING:
 
     from ..api.client import Api
 
-AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_AGE = re.compile(r"(?:\d+(?:\.\d+)?[smhdw])+")
-_AGE_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 REUSE_LABEL = f"{create_params.LABEL_PREFIX}-reuse"
 #: Where run directories are looked for (None: `coordination.default_parent()`); for tests.
 RUN_DIR_PARENT: Path | None = None
 #: A run directory with no owner recorded is left alone this long: it may be being created.
 UNOWNED_GRACE_SECONDS = 60.0
 _GONE = ("destroyed", "destroying")
-
-
-def parse_age(text: str) -> float:
-    """Seconds in an age such as ``90s``, ``30m``, ``2h``, ``1d``, ``1w`` or ``1h30m``
-    (``0`` alone is also accepted); `ValueError` otherwise."""
-    value = text.strip().lower()
-    if value == "0":
-        return 0.0
-    if not _AGE.fullmatch(value):
-        raise ValueError(f"not an age: {text!r}")
-    return sum(float(n) * AGE_UNITS[unit] for n, unit in _AGE_PART.findall(value))
 
 
 def format_age(seconds: float | None) -> str:
@@ -172,12 +159,19 @@ def criteria_from(config: pytest.Config) -> Criteria:
     given = config.getoption("daytona_cleanup_older_than")
     text = DEFAULT_OLDER_THAN if given is None else str(given)
     try:
-        older_than = parse_age(text)
+        older_than = parse_duration(text)
     except ValueError:
-        raise pytest.UsageError(
-            f"{OLDER_THAN_OPTION} = {text!r} is not an age; fix: pass a number and a unit "
-            "s, m, h, d or w, such as 90s, 30m, 2h, 1d or 0s (everything)"
-        ) from None
+        message = "must be a duration with a unit (s, m, h, d or w)"
+        if is_number(text.strip()):  # seconds or minutes? a guess could delete too much
+            message += ": a number alone could mean seconds or minutes"
+        problem = Problem(
+            OLDER_THAN_OPTION,
+            "the command line",
+            message,
+            repr(text),
+            fix=f"pass a duration ({FORMS}), or 0s for any age",
+        )
+        raise pytest.UsageError(str(problem)) from None
 
     def text_option(name: str) -> str | None:
         value = config.getoption(name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from ..config.durations import FORMS
+
 OLDER_THAN_OPTION = "--daytona-cleanup-older-than"
 DEFAULT_OLDER_THAN = "1h"
 #: The CI labels ``--daytona-cleanup-ci-job`` matches (see `coordination.ci_labels`): GitHub's
@@ -29,7 +31,8 @@ def add_options(parser: pytest.Parser) -> None:
         OLDER_THAN_OPTION,
         default=DEFAULT_OLDER_THAN,
         metavar="AGE",
-        help="Only sandboxes created longer ago than AGE: 90s, 30m, 2h, 1d, 0s (default 1h).",
+        help=f"Only sandboxes created longer ago than AGE, a duration ({FORMS}; 0s: any "
+        "age; default 1h).",
     )
     group.addoption(
         "--daytona-cleanup-run-id",

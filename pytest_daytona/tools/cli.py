@@ -6,6 +6,18 @@ import argparse
 import logging
 from collections.abc import Sequence
 
+from ..config.durations import FORMS, is_number, parse_duration
+
+
+def _seconds(text: str) -> float:
+    """A time option: seconds alone, or a duration with units (the settings' syntax)."""
+    try:
+        return float(text) if is_number(text.strip()) else parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither seconds nor a duration ({FORMS})"
+        ) from None
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pytest-daytona", description=__doc__)
@@ -26,9 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default=None, help="bearer token to require (default: random)")
     serve.add_argument(
         "--transition-delay",
-        type=float,
+        type=_seconds,
         default=0.0,
-        help="seconds each start/stop/create/delete transition takes (default: 0)",
+        help="time each start/stop/create/delete transition takes: seconds (0.5), or a "
+        "duration such as 2s or 1m (default: 0)",
     )
     serve.add_argument(
         "--isolation",

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from _pytest._io import TerminalWriter
     from daytona import Sandbox
 
+    from ..api.calls import Kind
     from ..api.client import Api
     from ..config.settings import Settings
 
@@ -51,6 +52,25 @@ STEP_FIXES = {
     "delete": "delete the sandbox with pytest --daytona-cleanup --daytona-cleanup-older-than 0s "
     "--daytona-cleanup-yes",
 }
+#: The same on the local backend: no dashboard, no quota; the server's log says more.
+_LOCAL_STEP_FIXES = {
+    "create": "check the snapshot or image settings; the local server's log says why",
+    "wait started": "read the local server's log (the sandbox did not start); raise "
+    "--daytona-timeout",
+}
+
+
+def step_fixes(kind: Kind) -> dict[str, str]:
+    """`STEP_FIXES` for the backend `kind` (see `calls.Kind`)."""
+    if kind == "daytona":
+        return STEP_FIXES
+    delete = (
+        "nothing to do: the embedded server removes its sandboxes when the probe ends"
+        if kind == "embedded"
+        else "delete the sandbox with pytest --daytona-cleanup --daytona-backend local "
+        "--daytona-api-url <its URL> --daytona-cleanup-older-than 0s --daytona-cleanup-yes"
+    )
+    return {**STEP_FIXES, **_LOCAL_STEP_FIXES, "delete": delete}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -86,6 +106,7 @@ class Reporter:
 
     tw: TerminalWriter
     secret: str | None
+    fixes: dict[str, str] = field(default_factory=lambda: STEP_FIXES)
 
     def line(self, text: str, **markup: bool) -> None:
         if self.secret:
@@ -99,7 +120,7 @@ class Reporter:
             result = fn()
         except Exception as exc:
             seconds = time.monotonic() - started
-            message, fix = _explain(name, exc)
+            message, fix = _explain(name, exc, self.fixes)
             self.line(f"  {name:<{_NAME_WIDTH}} FAILED after {seconds:.2f}s", red=True)
             raise StepFailed(name, message, fix) from exc
         seconds = time.monotonic() - started
@@ -107,7 +128,7 @@ class Reporter:
         return result
 
 
-def _explain(step: str, exc: Exception) -> tuple[str, str]:
+def _explain(step: str, exc: Exception, fixes: dict[str, str]) -> tuple[str, str]:
     """The error's message (without a fix it carries) and the fix."""
     from ..errors import BackendCallError, BackendError
 
@@ -117,7 +138,7 @@ def _explain(step: str, exc: Exception) -> tuple[str, str]:
         message, _, fix = str(exc).partition(": ")
         return message, fix
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    return str(message), STEP_FIXES[step]
+    return str(message), fixes[step]
 
 
 def run_probe(config: pytest.Config) -> int:
@@ -162,6 +183,7 @@ def _probe(config: pytest.Config, settings: Settings, out: Reporter) -> None:
     from ..run.hook_calls import Hooks
 
     backend = Backend(settings)
+    out.fixes = step_fixes(backend.kind)
     strays: Strays | None = None
     try:
         api = out.step(

@@ -142,7 +142,9 @@ def test_beyond_the_budget_a_short_clear_error_and_nothing_left(
             [
                 "*pytest-daytona: sandboxes left behind*",
                 "* delete sandbox * failed (after * attempts): HTTP 503: capacity exhausted*",
-                "*2 sandboxes could not be deleted*--daytona-cleanup --daytona-cleanup-run-id*",
+                "*2 sandboxes could not be deleted; the local server deletes them when their "
+                "TTL runs out. Remove them now with: pytest --daytona-cleanup --daytona-backend "
+                f"local --daytona-api-url {server.api_url} --daytona-cleanup-run-id *",
             ]
         )
         assert len(settle(server)) == 2

@@ -190,13 +190,15 @@ def test_embedded_server_is_started_in_process_and_stopped(pytester: pytest.Pyte
 
 
 def test_a_run_without_sandboxes_never_imports_the_sdk(pytester: pytest.Pytester) -> None:
+    """Nor the server: the header's look at bubblewrap loads only the standard library's."""
     pytester.makepyfile(
         """
         import sys
 
         def test_no_sdk():
             assert "daytona_api_client" not in sys.modules
-            assert "pytest_daytona.local" not in sys.modules
+            assert "pytest_daytona.local.server" not in sys.modules
+            assert "pytest_daytona.local.app" not in sys.modules
         """
     )
     result = pytester.runpytest_subprocess("--daytona-backend", "local", "-p", "no:cacheprovider")

@@ -198,6 +198,9 @@ def test_no_reuse_flag_overrides_ini(resolve: Resolve) -> None:
 
 
 INI = "ini {name} in {ini_path}"
+TIMEOUT_FIX = (
+    "fix: pass seconds (e.g. 300) or a duration (30s, 15m, 2h, 1d, 1w or 1h30m), from 0.001 s to 1d"
+)
 INVALID = [
     (Run(["--daytona-cpu=-2"]),
      "daytona_cpu = '-2' (from --daytona-cpu): must be greater than 0; "
@@ -214,13 +217,13 @@ INVALID = [
      "fix: pass a positive integer"),
     (Run(["--daytona-timeout=0"]),
      "daytona_timeout = '0' (from --daytona-timeout): must be greater than or equal to 0.001; "
-     "fix: pass seconds between 0.001 and 86400"),
+     f"{TIMEOUT_FIX}"),
     (Run(ini="daytona_timeout = 86401"),
      f"daytona_timeout = '86401' (from {INI}): must be less than or equal to 86400; "
-     "fix: pass seconds between 0.001 and 86400"),
+     f"{TIMEOUT_FIX}"),
     (Run(["--daytona-timeout", "nan"]),
      "daytona_timeout = 'nan' (from --daytona-timeout): must be a finite number; "
-     "fix: pass seconds between 0.001 and 86400"),
+     f"{TIMEOUT_FIX}"),
     (Run(env={"DAYTONA_API_URL": "ftp://files.test"}),
      "daytona_api_url = 'ftp://files.test' (from env DAYTONA_API_URL): must be an http(s) URL; "
      "fix: pass an http(s) URL such as https://app.daytona.io/api"),
@@ -241,10 +244,12 @@ INVALID = [
      "(from --daytona-snapshot); fix: set either image or snapshot, not both"),
     (Run(["--daytona-auto-stop-interval=-1"]),
      "daytona_auto_stop_interval = '-1' (from --daytona-auto-stop-interval): must be greater "
-     "than or equal to 0; fix: pass minutes, 0 or more"),
+     "than or equal to 0; fix: pass whole minutes (e.g. 15) or a duration (30s, 15m, 2h, 1d, "
+     "1w or 1h30m), 0 or more (0: never)"),
     (Run(marker={"auto_delete_interval": -2}),
      f"daytona_auto_delete_interval = -2 (from {MARK}): must be greater than or equal to -1; "
-     "fix: pass minutes, -1 or more"),
+     "fix: pass whole minutes (e.g. 60) or a duration (30s, 15m, 2h, 1d, 1w or 1h30m); -1 "
+     "(never), 0 (at once) or more"),
     (Run(env={"PYTEST_DAYTONA_BACKEND": "cloud"}),
      "daytona_backend = 'cloud' (from env PYTEST_DAYTONA_BACKEND): must be 'daytona' or "
      "'local'; fix: pass daytona or local"),
@@ -289,7 +294,8 @@ INVALID = [
      "fix: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"),
     (Run(["--daytona-lock-timeout", "0"]),
      "daytona_lock_timeout = '0' (from --daytona-lock-timeout): must be greater than 0; "
-     "fix: pass a number of seconds greater than 0"),
+     "fix: pass seconds (e.g. 600) or a duration (30s, 15m, 2h, 1d, 1w or 1h30m), more than 0 "
+     "and at most 1d"),
     (Run(marker={"reuse": True}),
      f"daytona_reuse (from {MARK}): cannot be set in a marker; fix: set it for the whole run "
      "with --daytona-reuse or env PYTEST_DAYTONA_REUSE"),

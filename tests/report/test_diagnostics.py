@@ -211,3 +211,63 @@ def test_a_sandbox_that_cannot_be_made_fails_short_naming_the_ones_made(
         ]
     )
     assert "daytona/_sync" not in text and "pytest_daytona/" not in text
+
+
+RERUN_TESTS = """
+import json
+import pathlib
+
+def test_flaky(daytona_sandbox):
+    tries = pathlib.Path("tries.jsonl")
+    number = len(tries.read_text().splitlines()) + 1 if tries.exists() else 1
+    with tries.open("a") as fh:
+        fh.write(json.dumps([daytona_sandbox.id, daytona_sandbox.name]) + "\\n")
+    daytona_sandbox.run(f"echo try-{number}")
+    assert number == 3
+"""
+
+
+def test_under_reruns_each_try_names_its_own_sandbox_and_commands(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    """pytest-rerunfailures runs the same item again: each try's report (the reruns' and the
+    last one's) names that try's sandbox with that try's commands, and no earlier one's."""
+    pytester.makeconftest(RECORD_REPORTS)
+    pytester.makepyfile(RERUN_TESTS)
+    result = run_inner("--reruns", "2")
+    assert result.parseoutcomes() == {"passed": 1, "rerun": 2}
+    tries = [json.loads(line) for line in (pytester.path / "tries.jsonl").read_text().splitlines()]
+    assert len({sandbox_id for sandbox_id, _ in tries}) == 3
+    calls = [
+        json.loads(line)
+        for line in (pytester.path / "reports.jsonl").read_text().splitlines()
+        if json.loads(line)["when"] == "call"
+    ]
+    assert [call["outcome"] for call in calls] == ["rerun", "rerun", "passed"]
+    for number, (call, (sandbox_id, name)) in enumerate(zip(calls[:2], tries, strict=False), 1):
+        assert call["sections"]["daytona"].splitlines() == [
+            f"sandbox {name} (id {sandbox_id}): daytona_sandbox, function scope",
+            f"  $ echo try-{number}",
+            call["sections"]["daytona"].splitlines()[2],
+            f"    stdout | try-{number}",
+        ]
+
+
+def test_under_reruns_the_last_failure_shows_its_own_sandbox(
+    pytester: pytest.Pytester, run_inner: RunInner
+) -> None:
+    pytester.makepyfile(RERUN_TESTS.replace("number == 3", "number == 9"))
+    result = run_inner("--reruns", "1")
+    assert result.parseoutcomes() == {"failed": 1, "rerun": 1}
+    (first_id, _), (last_id, last_name) = (
+        json.loads(line) for line in (pytester.path / "tries.jsonl").read_text().splitlines()
+    )
+    text = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*- daytona -*",
+            f"sandbox {last_name} (id {last_id}): daytona_sandbox, function scope",
+            "  $ echo try-2",
+        ]
+    )
+    assert first_id not in text and "no commands run" not in text

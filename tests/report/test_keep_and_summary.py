@@ -84,7 +84,12 @@ def test_keep_failed_leaves_only_the_failed_tests_sandbox(
         [
             "*pytest-daytona: sandboxes kept*",
             f"{failed_id} ({name}) for test_inner.py::test_fails",
-            "*Delete them now with: pytest --daytona-cleanup --daytona-cleanup-run-id *",
+            "1 kept (stopped, label pytest-daytona-kept=true; the local server deletes them "
+            "1440 min after they were kept). Reach one while that `pytest-daytona serve` runs, "
+            f"with Daytona(DaytonaConfig(api_url='{server.api_url}', api_key=<its token>))"
+            ".get('<id>') and .start(). Delete them now with: pytest --daytona-cleanup "
+            f"--daytona-backend local --daytona-api-url {server.api_url} "
+            "--daytona-cleanup-run-id *",
         ]
     )
     command = re.search(r"Delete them now with: pytest (.*)$", result.stdout.str(), re.M)

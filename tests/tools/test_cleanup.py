@@ -246,12 +246,17 @@ def test_a_sandbox_already_gone_counts_as_deleted(
     result.stdout.fnmatch_lines(["deleted 2 sandboxes"])
 
 
-@pytest.mark.parametrize("value", ["1x", "soon", "-1h", ""])
+@pytest.mark.parametrize("value", ["1x", "soon", "-1h", "", "5"])
 def test_a_bad_age_is_a_usage_error(run_inner: RunInner, value: str) -> None:
     result = run_cleanup(run_inner, f"--daytona-cleanup-older-than={value}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    alone = ": a number alone could mean seconds or minutes" if value == "5" else ""
     result.stderr.fnmatch_lines(
-        [f"*--daytona-cleanup-older-than = {value!r} is not an age; fix: pass a number*"]
+        [
+            f"ERROR: --daytona-cleanup-older-than = {value!r} (from the command line): must be "
+            f"a duration with a unit (s, m, h, d or w){alone}; fix: pass a duration (30s, 15m, "
+            "2h, 1d, 1w or 1h30m), or 0s for any age"
+        ]
     )
 
 

@@ -14,37 +14,12 @@ import pytest
 from pytest_daytona.leases import create_params, reuse
 from pytest_daytona.run.coordination import OWNER_FILE, RunDir
 from pytest_daytona.tools import cleanup, cleanup_options
-from pytest_daytona.tools.cleanup import Criteria, format_age, parse_age, select
+from pytest_daytona.tools.cleanup import Criteria, format_age, select
 
 #: The quick development loop (`pytest -m quick`, README: Development) runs all of these.
 pytestmark = pytest.mark.quick
 
 NOW = 1_800_000_000.0
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("0s", 0),
-        ("0", 0),
-        ("90s", 90),
-        ("30m", 1800),
-        ("2h", 7200),
-        ("1d", 86400),
-        ("1w", 604800),
-        ("1h30m", 5400),
-        ("1.5h", 5400),
-        (" 2H ", 7200),
-    ],
-)
-def test_parse_age(text: str, seconds: float) -> None:
-    assert parse_age(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "h", "5", "-1h", "1x", "1 h", "soon", "1h-", "m30"])
-def test_parse_age_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="not an age"):
-        parse_age(text)
 
 
 @pytest.mark.parametrize(
