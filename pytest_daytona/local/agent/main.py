@@ -89,7 +89,9 @@ def _no_signal_ignored() -> None:
     """An ignored signal stays ignored across exec, so the sandbox's commands would inherit
     whatever the server was started with (a background job of a shell ignores SIGINT and
     SIGQUIT). Daytona's commands start with none ignored: reset them here. SIGPIPE and
-    SIGXFSZ are Python's own, and `subprocess` restores them in each child."""
+    SIGXFSZ are Python's own, and `subprocess` restores them in each child; glibc's own
+    signals, which `signal` does not list, are reset by `procs.unignore_libc_signals`."""
+    procs.unignore_libc_signals()
     for sig in signal.valid_signals():
         if sig in (signal.SIGPIPE, signal.SIGXFSZ):
             continue

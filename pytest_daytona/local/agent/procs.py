@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -15,6 +16,11 @@ from typing import Any
 
 PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
+#: rt_sigaction(2)'s number on the machines the agent runs on (none elsewhere: left as is).
+_NR_RT_SIGACTION = {"x86_64": 13, "aarch64": 134}
+#: The signals glibc keeps for itself (SIGCANCEL, SIGSETXID): `signal` does not list them and
+#: glibc's sigaction refuses them.
+_LIBC_SIGNALS = (32, 33)
 
 _lock = threading.Lock()
 _tracked: set[int] = set()
@@ -33,6 +39,29 @@ def become_reaper() -> None:
     """Adopt orphaned descendants (so stop can find them) and die with the server."""
     prctl(_PR_SET_CHILD_SUBREAPER, 1)
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def unignore_libc_signals() -> None:
+    """Set glibc's own signals back to their default where this process has them ignored.
+
+    glibc's posix_spawn leaves them ignored in the child, and an ignored signal stays ignored
+    across exec, down to every descendant: Python 3.13's `subprocess` starts children with
+    posix_spawn (pytest-xdist's workers, say), so without this a sandbox's commands would
+    start with signal 32 ignored. Through the system call: glibc's sigaction refuses them.
+    Only ignored ones are touched, never a handler glibc installed."""
+    number = _NR_RT_SIGACTION.get(platform.machine())
+    if number is None:
+        return
+    try:
+        with open("/proc/self/status") as status:
+            mask = next(line for line in status if line.startswith("SigIgn:")).split()[1]
+    except (OSError, StopIteration, IndexError):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    default = ctypes.create_string_buffer(64)  # a kernel sigaction of zeros: SIG_DFL
+    for sig in _LIBC_SIGNALS:
+        if int(mask, 16) >> (sig - 1) & 1:
+            libc.syscall(number, sig, default, None, 8)
 
 
 def popen(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:

@@ -1,5 +1,6 @@
-"""What the embedded server does in place of Python 3.11's APIs on 3.10 (issue 20): each 3.10
-path runs on every Python here, and where 3.11's own API exists it is the reference."""
+"""The embedded server on the oldest and newest Python (issue 20): what it does in place of
+3.11's APIs on 3.10 (each 3.10 path runs on every Python here, and where 3.11's own API exists
+it is the reference), and what 3.13's `subprocess` (posix_spawn) would leave behind."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +76,36 @@ def test_an_agent_process_gets_a_group_of_its_own_in_the_same_session(
         proc.kill()
         proc.wait()
         procs.forget(proc)
+
+
+#: Run in a process started by posix_spawn, as Python 3.13's `subprocess` starts xdist's
+#: workers: its own ignored signals, again after `unignore_libc_signals`, then a child's.
+SPAWNED = """
+from pytest_daytona.local.agent import procs
+
+def ignored():
+    with open("/proc/self/status") as status:
+        return next(line for line in status if line.startswith("SigIgn:")).split()[1]
+
+print(ignored(), flush=True)
+procs.unignore_libc_signals()
+print(ignored(), flush=True)
+procs.popen(["grep", "SigIgn", "/proc/self/status"]).wait()
+"""
+LIBC_BITS = 1 << 31 | 1 << 32  # signals 32 and 33
+
+
+def test_glibcs_own_signals_that_posix_spawn_left_ignored_are_reset(tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    pid = os.posix_spawn(
+        sys.executable,
+        [sys.executable, "-c", SPAWNED],
+        os.environ,
+        file_actions=[(os.POSIX_SPAWN_OPEN, 1, str(out), os.O_WRONLY | os.O_CREAT, 0o644)],
+    )
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    spawned, after, child = out.read_text().splitlines()
+    if not int(spawned, 16) & LIBC_BITS:
+        pytest.skip(f"posix_spawn leaves no glibc signal ignored here (SigIgn {spawned})")
+    assert not int(after, 16) & LIBC_BITS, after
+    assert not int(child.split()[1], 16) & LIBC_BITS, child  # (SIGINT: a background job's)
