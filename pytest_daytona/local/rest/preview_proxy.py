@@ -4,6 +4,8 @@ websockets. Answers as Daytona's proxy does: 502 with no body when nothing liste
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -88,6 +90,15 @@ class Upstream:
             await self._session.close()
             self._session = None
 
+    @contextlib.asynccontextmanager
+    async def _session_for(self, dial: Dial | None) -> AsyncIterator[aiohttp.ClientSession]:
+        """The shared session, or one of its own for the connections `dial` makes."""
+        if dial is None:
+            yield self._client()
+            return
+        async with _session(DialConnector(dial)) as session:
+            yield session
+
     async def forward(
         self,
         request: web.Request,
@@ -100,14 +111,8 @@ class Upstream:
     ) -> web.StreamResponse:
         """Send `request` to ``127.0.0.1:port`` + `path`, stream the answer back; through
         the connections `dial` makes when given (a sandbox with a network of its own)."""
-        if dial is not None:
-            async with _session(DialConnector(dial)) as session:
-                return await self._forward(
-                    session, request, port, path, query_string, headers, mount
-                )
-        return await self._forward(
-            self._client(), request, port, path, query_string, headers, mount
-        )
+        async with self._session_for(dial) as session:
+            return await self._forward(session, request, port, path, query_string, headers, mount)
 
     async def _forward(
         self,
